@@ -1,0 +1,63 @@
+# Clickstream — every entry point. `make` alone lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CLI    := $(BIN)/clickstream
+STAMP  := $(VENV)/.installed
+JARS   := .stack/jars/.resolved
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status logs clean test test-unit test-integration bench lint
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- install (idempotent)
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "error: Python 3.11 is needed (found $$($(PYTHON) --version)); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+$(JARS): $(STAMP) $(wildcard services/stack/poms/*/pom.xml)
+	$(CLI) setup
+	@touch $@
+
+setup: $(STAMP) $(JARS) ## Install everything once: venv, pinned packages, server jars, Java check
+
+# ---------------------------------------------------------------- the local stack
+up: setup ## Start Kafka + Cassandra (ONLY=kafka,cassandra,spark for a subset or Spark too)
+	$(CLI) up $(if $(ONLY),--only $(ONLY))
+
+down: ## Stop every local server (data is kept)
+	@if [ -x $(CLI) ]; then $(CLI) down; else echo "nothing installed, nothing running"; fi
+
+status: setup ## Show which servers answer (exit 1 if one does not)
+	$(CLI) status
+
+logs: setup ## Show a server's last log lines (NAME=kafka|cassandra|spark-master|spark-worker)
+	$(CLI) logs $(or $(NAME),kafka)
+
+clean: ## Stop the stack and delete its data, logs and checkpoints (keeps jars and venv)
+	@if [ -x $(CLI) ]; then $(CLI) clean; else echo "nothing to clean"; fi
+
+# ---------------------------------------------------------------- tests
+test: setup ## Run all tests: unit, then integration against real Kafka, Cassandra and Spark
+	$(BIN)/pytest tests integration_tests $(PYTEST_ARGS)
+
+test-unit: setup ## Unit tests only (no servers, seconds)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-integration: setup ## Integration tests only (starts private servers on free ports)
+	$(BIN)/pytest integration_tests $(PYTEST_ARGS)
+
+lint: setup ## ruff
+	$(BIN)/ruff check .
+
+bench: setup ## Benchmarks; writes bench/results/<time>.json (BENCH=name to pick one, QUICK=1)
+	$(BIN)/python -m bench $(if $(BENCH),--only $(BENCH)) $(if $(QUICK),--quick)

@@ -1,0 +1,150 @@
+"""Subcommands for the local stack: setup, up, down, status, logs, schema, clean."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import click
+
+from services.errors import ClickstreamError
+from services.stack import jars
+from services.stack.java import check_java
+from services.stack.stack import COMPONENTS, LocalStack, parse_only
+from shared.settings import get_settings
+
+ONLY_HELP = f"Comma-separated subset of {','.join(COMPONENTS)} (default: kafka,cassandra)."
+
+
+@click.command()
+def setup() -> None:
+    """Check Java and fetch the server jars from Maven Central (once; cached).
+
+    Example:
+
+        clickstream setup
+    """
+    s = get_settings()
+    java = check_java(s)
+    click.echo(f"java: {java} ok")
+    for server in jars.SERVERS:
+        if not jars.resolve(s, server, echo=click.echo):
+            click.echo(f"{server} jars: cached in {s.jars_dir / server}")
+
+
+@click.command()
+@click.option("--only", help=ONLY_HELP)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for each server.")
+def up(only: str | None, timeout: float | None) -> None:
+    """Start the local servers (bound to 127.0.0.1) and create the topic and tables.
+
+    Already-running servers are left alone, so `up` twice is a no-op. Ctrl-C stops
+    what this call started.
+
+    Example:
+
+        clickstream up --only kafka,cassandra,spark
+    """
+    stack = LocalStack(get_settings(), parse_only(only), echo=click.echo)
+    stack.up(timeout=timeout)
+    click.echo("stack is up: `clickstream status` shows it, `clickstream down` stops it")
+
+
+@click.command()
+def down() -> None:
+    """Stop every local server (SIGTERM, then SIGKILL after 30 s). Data is kept.
+
+    Example:
+
+        clickstream down
+    """
+    stopped = LocalStack(get_settings(), echo=click.echo).down()
+    if not stopped:
+        click.echo("nothing was running")
+
+
+@click.command()
+@click.option("--only", help=ONLY_HELP + " Spark is included when it runs.")
+def status(only: str | None) -> None:
+    """Show each server and whether it answers its own protocol.
+
+    Exits 0 only when every requested server is ready.
+
+    Example:
+
+        clickstream status --only kafka
+    """
+    s = get_settings()
+    names = parse_only(only)
+    if not only and LocalStack(s).servers(["spark"])[0].running():
+        names.append("spark")
+    rows = LocalStack(s).status(names)
+    click.echo(f"{'server':<14}{'pid':>8}  {'endpoint':<30}state")
+    for r in rows:
+        mark = click.style("ready", fg="green") if r.ready else click.style(r.detail, fg="red")
+        click.echo(f"{r.name:<14}{r.pid or '-':>8}  {r.endpoint:<30}{mark}")
+    if not all(r.ready for r in rows):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("name", type=click.Choice(["kafka", "cassandra", "spark-master", "spark-worker"]))
+@click.option("-n", "--lines", default=50, show_default=True, help="How many last lines.")
+def logs(name: str, lines: int) -> None:
+    """Print the last lines of a server's log.
+
+    Example:
+
+        clickstream logs cassandra -n 100
+    """
+    s = get_settings()
+    servers = {x.name: x for x in LocalStack(s).servers(COMPONENTS)}
+    server = servers[name]
+    click.echo(f"==> {server.log_file} <==")
+    click.echo(server.last_log_lines(lines) or "(empty)")
+    extra = {"kafka": server.home / "logs" / "server.log",
+             "cassandra": server.home / "logs" / "system.log"}.get(name)
+    if extra and extra.exists():
+        from services.stack.readiness import tail
+
+        click.echo(f"==> {extra} <==")
+        click.echo(tail(extra, lines))
+
+
+@click.command()
+def schema() -> None:
+    """Create the Kafka topic and the Cassandra keyspace and tables (idempotent).
+
+    Works against the local stack or any cluster the settings point at.
+
+    Example:
+
+        CLICKSTREAM_CASSANDRA_HOSTS=cass1 clickstream schema
+    """
+    LocalStack(get_settings(), echo=click.echo).schema()
+
+
+@click.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def clean(yes: bool) -> None:
+    """Stop the stack and delete its data, logs and checkpoints (jars are kept).
+
+    Example:
+
+        clickstream clean --yes
+    """
+    s = get_settings()
+    targets = [p for p in sorted(s.data_dir.glob("*")) if p != s.jars_dir]
+    if not targets:
+        click.echo(f"nothing to remove in {s.data_dir}")
+        return
+    click.echo("this removes:\n" + "\n".join(f"  {p}" for p in targets))
+    if not yes and not click.confirm("go on?", default=False):
+        raise ClickstreamError("cancelled: nothing removed")
+    LocalStack(s, echo=click.echo).down()
+    for p in targets:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    click.echo("removed")
+
+
+COMMANDS = [setup, up, down, status, logs, schema, clean]

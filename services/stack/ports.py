@@ -1,0 +1,54 @@
+"""Port checks that explain themselves: which port, which setting moves it, who holds it."""
+
+from __future__ import annotations
+
+import socket
+
+import psutil
+
+from services.errors import ClickstreamError
+
+
+def is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def holder(port: int) -> str:
+    """'pid 4242 (java)' for the process listening on `port`, if it can be seen."""
+    try:
+        for c in psutil.net_connections(kind="tcp"):
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+                try:
+                    return f"pid {c.pid} ({psutil.Process(c.pid).name()})"
+                except psutil.NoSuchProcess:
+                    return f"pid {c.pid}"
+    except psutil.AccessDenied:
+        pass
+    return "another process"
+
+
+def require_free(port: int, setting: str, host: str = "127.0.0.1") -> None:
+    if not is_free(port, host):
+        raise ClickstreamError(
+            f"port {port} ({setting}) is in use by {holder(port)}: stop it, or set "
+            f"{setting}=<another port>"
+        )
+
+
+def is_listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    """A currently free loopback port (for tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,123 @@
+"""The local stack: start, stop and inspect real Kafka, Cassandra and Spark processes.
+
+    stack = LocalStack(settings, only=["kafka", "cassandra"])
+    stack.up()      # no-op for what already runs; schema step afterwards
+    stack.down()
+
+Used by `clickstream up/down/status` and by the integration-test fixtures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from services.errors import ClickstreamError
+from services.stack.cassandra import Cassandra
+from services.stack.java import check_java
+from services.stack.kafka import Kafka
+from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
+from services.stack.server import Server, Status
+from services.stack.spark import SparkMaster, SparkWorker
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("kafka", "cassandra", "spark")
+DEFAULT = ("kafka", "cassandra")
+
+
+def parse_only(text: str | None, default: Iterable[str] = DEFAULT) -> list[str]:
+    if not text:
+        return list(default)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPONENTS]
+    if unknown:
+        raise ClickstreamError(f"unknown component(s) {', '.join(unknown)}: "
+                               f"choose from {', '.join(COMPONENTS)}")
+    return [c for c in COMPONENTS if c in names]  # canonical order
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, only: Iterable[str] = DEFAULT, echo=None):
+        self.settings = settings
+        self.only = list(only)
+        self.echo = echo or (lambda msg: log.info(msg))
+
+    def servers(self, names: Iterable[str] | None = None, java: str = "java") -> list[Server]:
+        out: list[Server] = []
+        for name in names if names is not None else self.only:
+            if name == "kafka":
+                out.append(Kafka(self.settings, java))
+            elif name == "cassandra":
+                out.append(Cassandra(self.settings, java))
+            elif name == "spark":
+                out += [SparkMaster(self.settings, java), SparkWorker(self.settings, java)]
+        return out
+
+    # ---------------------------------------------------------------- up
+    def up(self, timeout: float | None = None, schema: bool = True) -> dict[str, float]:
+        """Start what is requested and not running, wait for each to answer, then run the
+        schema step. On any failure or Ctrl-C, stop what this call started."""
+        java = check_java(self.settings)
+        started: list[Server] = []
+        t0 = time.monotonic()
+        ready_after: dict[str, float] = {}
+        try:
+            servers = self.servers(java=java)
+            # Kafka and Cassandra start side by side; the Spark worker needs its master's UI.
+            for s in servers:
+                if isinstance(s, SparkWorker):
+                    continue
+                if s.launch() is not None:
+                    started.append(s)
+                    self.echo(f"started {s.name} (pid {s.pidfile.pid()}), waiting for {s.endpoint}")
+            for s in servers:
+                if isinstance(s, SparkWorker):
+                    if s.launch() is not None:
+                        started.append(s)
+                s.wait_ready(timeout)
+                ready_after[s.name] = time.monotonic() - t0
+                self.echo(f"{s.name} ready at {s.endpoint} ({ready_after[s.name]:.1f}s)")
+            if schema:
+                self.schema()
+        except KeyboardInterrupt:
+            self._rollback(started)
+            raise ClickstreamError(
+                "interrupted: stopped " + (", ".join(s.name for s in started) or "nothing")
+            ) from None
+        except BaseException:
+            self._rollback(started)
+            raise
+        return ready_after
+
+    def schema(self) -> None:
+        if "kafka" in self.only:
+            apply_kafka_schema(self.settings)
+            self.echo(f"topic {self.settings.kafka_topic} ready "
+                      f"({self.settings.kafka_partitions} partitions)")
+        if "cassandra" in self.only:
+            n = apply_cassandra_schema(self.settings)
+            self.echo(f"keyspace {self.settings.cassandra_keyspace} ready ({n} tables)")
+
+    def _rollback(self, started: list[Server]) -> None:
+        for s in reversed(started):
+            try:
+                s.stop()
+                self.echo(f"stopped {s.name}")
+            except Exception as e:  # noqa: BLE001 - keep stopping the others
+                log.warning("could not stop %s: %s", s.name, e)
+
+    # ---------------------------------------------------------------- down / status
+    def down(self) -> list[str]:
+        """Stop every server of the stack that runs (whatever `only` says)."""
+        stopped = []
+        for s in reversed(self.servers(COMPONENTS)):
+            if s.stop():
+                stopped.append(s.name)
+                self.echo(f"stopped {s.name}")
+        return stopped
+
+    def status(self, names: Iterable[str] | None = None) -> list[Status]:
+        return [s.status() for s in self.servers(names)]

@@ -1,0 +1,104 @@
+"""All configuration in one place: environment variables prefixed `CLICKSTREAM_`,
+an optional `.env` at the repo root, and defaults that run the local stack.
+
+Nothing else in the project reads the environment. To point the pipeline at existing
+clusters set e.g. `CLICKSTREAM_KAFKA_BOOTSTRAP=broker1:9092`,
+`CLICKSTREAM_CASSANDRA_HOSTS=cass1,cass2`, `CLICKSTREAM_SPARK_MASTER=spark://host:7077`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLICKSTREAM_",
+        env_file=REPO_ROOT / ".env",  # absolute: found whatever the working folder
+        extra="ignore",  # the same .env may carry compose variables
+    )
+
+    # ---- where the local stack keeps jars, data, logs and pid files (git-ignored)
+    data_dir: Path = REPO_ROOT / ".stack"
+    jars_dir: Path = Field(REPO_ROOT / ".stack" / "jars", description="Maven-resolved server jars")
+    java_home: Path | None = Field(None, description="JDK 11/17 for the servers; default: java on PATH")
+
+    # ---- Kafka
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_bootstrap: str | None = Field(None, description="existing cluster; default: the local broker")
+    kafka_topic: str = "clickstream"
+    kafka_partitions: int = Field(3, ge=1)
+    kafka_replication_factor: int = Field(1, ge=1)
+    kafka_heap: str = "1g"
+
+    # ---- Cassandra
+    cassandra_host: str = "127.0.0.1"
+    cassandra_port: int = 9042
+    cassandra_storage_port: int = 7000
+    cassandra_ssl_storage_port: int = 7001
+    cassandra_jmx_port: int = 7199
+    cassandra_hosts: str | None = Field(None, description="existing cluster, comma-separated")
+    cassandra_keyspace: str = "clickstream"
+    cassandra_replication_factor: int = Field(1, ge=1)
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_heap: str = "768m"
+
+    # ---- Spark
+    spark_master: str = "local[*]"
+    spark_master_port: int = 7077
+    spark_master_webui_port: int = 8080
+    spark_worker_webui_port: int = 8081
+    spark_worker_cores: int = Field(1, ge=1)
+    spark_worker_memory: str = "1g"
+    spark_shuffle_partitions: int = Field(4, ge=1)
+    spark_driver_memory: str = "1g"
+
+    # ---- dashboard
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 5006
+    dashboard_refresh_seconds: float = Field(5.0, gt=0)
+
+    # ---- tests: which servers the integration fixtures use (auto: Docker if it answers)
+    test_backend: str = Field("auto", pattern="^(auto|local|testcontainers)$")
+
+    # ---- processor (the Spark job, services/processor) -- appended by the processor work
+    processor_trigger_seconds: float = Field(5.0, gt=0, description="micro-batch interval")
+    processor_watermark_seconds: int = Field(
+        600, ge=0, description="how late an event may arrive and still be counted")
+    processor_checkpoint_dir: Path | None = Field(
+        None, description="streaming checkpoints; default: <data_dir>/checkpoints/processor")
+    processor_max_offsets_per_trigger: int = Field(300_000, ge=1)
+    processor_starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
+    processor_second_level_seconds: float = Field(
+        30.0, ge=0, description="refresh funnel_hourly/campaign_conversion at most this often "
+                                "(0: every micro-batch)")
+
+    # ---- derived
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def cassandra_contact_points(self) -> list[str]:
+        if self.cassandra_hosts:
+            return [h.strip() for h in self.cassandra_hosts.split(",") if h.strip()]
+        return [self.cassandra_host]
+
+    @property
+    def spark_standalone_url(self) -> str:
+        return f"spark://127.0.0.1:{self.spark_master_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings(...)` instead)."""
+    return Settings()
