@@ -20,7 +20,9 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 # Pinned images, for the testcontainers backend (GitHub Actions, laptops with Docker).
-KAFKA_IMAGE = "apache/kafka:4.1.1"
+# testcontainers' KafkaContainer drives the Confluent image's start scripts, so the broker
+# image is Confluent's (7.9.x = Apache Kafka 3.9, KRaft); our clients speak to 3.9 and 4.x.
+KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.1"
 CASSANDRA_IMAGE = "cassandra:5.0.9"
 
 
@@ -93,7 +95,8 @@ def testcontainers_backend(data_dir: Path) -> Iterator[Endpoints]:
 
     from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
 
-    with KafkaContainer(KAFKA_IMAGE) as kafka, CassandraContainer(CASSANDRA_IMAGE) as cass:
+    kafka_container = KafkaContainer(KAFKA_IMAGE).with_kraft()
+    with kafka_container as kafka, CassandraContainer(CASSANDRA_IMAGE) as cass:
         host, port = cass.get_contact_points()[0]
         base = Settings(_env_file=None)
         settings = Settings(

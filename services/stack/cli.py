@@ -17,17 +17,18 @@ ONLY_HELP = f"Comma-separated subset of {','.join(COMPONENTS)} (default: kafka,c
 
 
 @click.command()
-def setup() -> None:
+@click.option("--only", help="Comma-separated subset of kafka,cassandra,spark jars (default: all).")
+def setup(only: str | None) -> None:
     """Check Java and fetch the server jars from Maven Central (once; cached).
 
     Example:
 
-        clickstream setup
+        clickstream setup --only spark
     """
     s = get_settings()
     java = check_java(s)
     click.echo(f"java: {java} ok")
-    for server in jars.SERVERS:
+    for server in parse_only(only, default=jars.SERVERS):
         if not jars.resolve(s, server, echo=click.echo):
             click.echo(f"{server} jars: cached in {s.jars_dir / server}")
 

@@ -10,8 +10,8 @@ from shared.settings import Settings
 def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10.0):
     """(cluster, session); the caller shuts the cluster down."""
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
-    from cassandra.policies import DCAwareRoundRobinPolicy
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
     # The driver logs a warning per failed connection attempt; readiness polls expect those.
     logging.getLogger("cassandra").setLevel(logging.ERROR)
@@ -25,7 +25,10 @@ def connect(settings: Settings, keyspace: str | None = None, timeout: float = 10
         auth_provider=auth,
         connect_timeout=timeout,
         control_connection_timeout=timeout,
-        load_balancing_policy=DCAwareRoundRobinPolicy(),
+        execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+            request_timeout=max(timeout, 10.0),
+        )},
         protocol_version=5,
     )
     try:
