@@ -65,16 +65,17 @@ def local_settings(data_dir: Path, **overrides) -> Settings:
         "spark_worker_webui_port": free_port(),
     }
     base = Settings(_env_file=None)
-    return Settings(
-        _env_file=None,
-        data_dir=data_dir,
-        jars_dir=base.jars_dir,  # the resolved jars are shared, never re-downloaded
-        kafka_topic="clickstream-test",
-        cassandra_keyspace="clickstream_test",
-        cassandra_heap="512m",
-        kafka_heap="512m",
-        **{**ports, **overrides},
-    )
+    values = {
+        "data_dir": data_dir,
+        "jars_dir": base.jars_dir,  # the resolved jars are shared, never re-downloaded
+        "kafka_topic": "clickstream-test",
+        "cassandra_keyspace": "clickstream_test",
+        "cassandra_heap": "512m",
+        "kafka_heap": "512m",
+        **ports,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
 
 
 @contextlib.contextmanager

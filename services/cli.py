@@ -17,6 +17,9 @@ from services.errors import ClickstreamError
 # One line per service that contributes subcommands.
 COMMAND_MODULES = (
     "services.stack.cli",
+    "services.simulator.cli",
+    "services.producer.cli",
+    "services.batch_generator.cli",
 )
 
 

@@ -1,0 +1,60 @@
+"""`clickstream produce`: the simulator streamed into Kafka."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import click
+
+from services.errors import ClickstreamError
+from services.producer.run import density, run_produce
+from services.simulator.options import Command, make_config, model_options, parse_time
+from shared.settings import get_settings
+
+
+@click.command(cls=Command)
+@click.option("--rate", type=float, default=1000.0, show_default=True,
+              help="Mean events per wall-clock second; 0 = as fast as possible.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per wall-clock second (60 = an hour per minute).")
+@click.option("--duration", type=float, default=None,
+              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--count", type=int, default=None, help="Stop after this many events.")
+@click.option("--seed", type=int, default=None,
+              help="Random seed (default: a random one, printed). With --start, reproducible.")
+@click.option("--start", default=None, help="Simulated start time (ISO-8601; default: now).")
+@click.option("--report-every", type=click.FloatRange(0.1, None), default=5.0,
+              show_default=True, help="Seconds between progress lines.")
+@click.option("--feeder/--no-feeder", default=True, show_default=True,
+              help="Simulate and encode in a separate process.")
+@model_options
+def produce(rate, speed, duration, count, seed, start, report_every, feeder, model):
+    """Send simulated events to Kafka (topic and brokers from the settings).
+
+    One long-lived producer keyed by session id, lz4-compressed batches, acks=all with
+    idempotence. Prints sent / acknowledged / failed counts with the rate every few
+    seconds and at exit; Ctrl-C (or SIGTERM) stops, flushing what is in flight. Exits 1
+    if any event was not acknowledged.
+
+    Example:
+
+        clickstream produce --rate 2000 --speed 60 --duration 120 --seed 7
+    """
+    for name, value in (("--rate", rate), ("--duration", duration), ("--count", count)):
+        if value is not None and value < 0:
+            raise ClickstreamError(f"{name} must be >= 0, got {value}")
+    if speed <= 0:
+        raise ClickstreamError(f"--speed must be > 0, got {speed}")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    start_ms = parse_time(start) if start else int(time.time() * 1000)
+    config = make_config(seed, density(rate, speed), model)
+    settings = get_settings()
+    click.echo(f"producing to {settings.kafka_topic} at {settings.bootstrap_servers} "
+               f"(seed {seed}, rate {rate:g}/s, speed {speed:g}x)", err=True)
+    run_produce(settings, config, start_ms, rate=rate, speed=speed, duration=duration,
+                count=count, report_every=report_every, feeder=feeder)
+
+
+COMMANDS = [produce]

@@ -1,0 +1,152 @@
+"""The one long-lived Kafka producer: keyed by session id, batched, lz4-compressed,
+acks=all with idempotence, and counted so that nothing is lost silently.
+
+Every record's future reports back: `acked` counts broker acknowledgements, `failed`
+counts records the client gave up on (after its own retries, bounded by
+`delivery_timeout_ms`). `flush()` waits for what is in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from services.errors import ClickstreamError
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRODUCER_CONFIG = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "compression_type": "lz4",
+    "linger_ms": 50,  # wait for full batches: throughput over latency
+    "batch_size": 512 * 1024,
+    "max_in_flight_requests_per_connection": 5,  # the idempotent maximum: order is kept
+    "delivery_timeout_ms": 30_000,  # then the record fails (and is counted), never hangs
+    "request_timeout_ms": 10_000,
+    "max_block_ms": 10_000,
+}
+CONNECT_ATTEMPTS = 3
+CONNECT_WAIT_S = 2.0
+BOOTSTRAP_TIMEOUT_MS = 4_000
+
+
+@dataclass
+class Counts:
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def in_flight(self) -> int:
+        return self.sent - self.acked - self.failed
+
+
+class KafkaSink:
+    """Sends (key, value) byte pairs to one topic and counts their fate."""
+
+    def __init__(self, settings: Settings, topic: str | None = None, **overrides):
+        self.topic = topic or settings.kafka_topic
+        self.bootstrap = settings.bootstrap_servers
+        self.counts = Counts()
+        config = {**PRODUCER_CONFIG, **overrides}
+        self._producer = self._connect(config)
+        self._on_ok = self._ok
+        self._on_err = self._err
+
+    def _connect(self, config: dict) -> KafkaProducer:
+        if not log.isEnabledFor(logging.INFO):
+            # kafka-python logs every refused connection at ERROR; our own messages say
+            # what matters, and -v brings the client's back
+            logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        def attempt() -> KafkaProducer:
+            producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap.split(","),
+                client_id="clickstream-producer",
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                **config,
+            )
+            try:
+                # metadata for the topic proves the broker answers (and creates the topic
+                # where auto-creation is on)
+                if producer.partitions_for(self.topic) is None:
+                    raise ClickstreamError(
+                        f"Kafka at {self.bootstrap} has no topic {self.topic!r}; create it "
+                        "with 'clickstream schema' (or set CLICKSTREAM_KAFKA_TOPIC)"
+                    )
+            except BaseException:
+                producer.close(timeout=1)
+                raise
+            return producer
+
+        retrying = Retrying(
+            stop=stop_after_attempt(CONNECT_ATTEMPTS),
+            wait=wait_fixed(CONNECT_WAIT_S),
+            retry=retry_if_exception_type(KafkaError),
+            before_sleep=lambda rs: log.warning("Kafka not reachable yet (%s); retrying",
+                                                rs.outcome.exception()),
+        )
+        try:
+            return retrying(attempt)
+        except RetryError as e:
+            cause = e.last_attempt.exception()
+            raise ClickstreamError(
+                f"cannot reach Kafka at {self.bootstrap} after {CONNECT_ATTEMPTS} attempts "
+                f"({cause}); is it running? ('clickstream status'; "
+                "set CLICKSTREAM_KAFKA_BOOTSTRAP for another cluster)"
+            ) from None
+
+    def _ok(self, _metadata) -> None:
+        with self.counts.lock:
+            self.counts.acked += 1
+
+    def _err(self, exc) -> None:
+        with self.counts.lock:
+            self.counts.failed += 1
+            self.counts.last_error = f"{type(exc).__name__}: {exc}"
+
+    def send(self, key: bytes, value: bytes) -> None:
+        try:
+            future = self._producer.send(self.topic, value=value, key=key)
+        except KafkaTimeoutError as e:  # buffer full or metadata unavailable
+            self._err(e)
+            self.counts.sent += 1
+            return
+        self.counts.sent += 1
+        future.add_callback(self._on_ok)
+        future.add_errback(self._on_err)
+
+    def send_many(self, pairs) -> None:
+        send = self._producer.send
+        topic = self.topic
+        ok, err = self._on_ok, self._on_err
+        n = 0
+        try:
+            for key, value in pairs:
+                send(topic, value=value, key=key).add_callback(ok).add_errback(err)
+                n += 1
+        except KafkaTimeoutError as e:
+            self._err(e)
+            n += 1
+            raise
+        finally:
+            self.counts.sent += n
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        try:
+            self._producer.flush(timeout=timeout)
+        except KafkaTimeoutError as e:
+            with self.counts.lock:
+                self.counts.last_error = f"flush timed out: {e}"
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.flush(timeout)
+        self._producer.close(timeout=timeout)

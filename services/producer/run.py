@@ -1,0 +1,215 @@
+"""`clickstream produce`: simulated events into Kafka at a rate, with counts.
+
+Pacing: event time runs `speed` times faster than wall time, and the model's traffic
+density is `rate / speed` events per simulated second, so that on average `rate` events
+leave per wall second (following the daily curve). `--rate 0` sends as fast as possible.
+The stream starts cold -- no session is in progress at `--start` -- so the rate ramps up
+over the first simulated minutes, as sessions accumulate.
+
+The simulator and the JSON encoding run in a feeder process by default so that the
+producer process spends its core on kafka-python (which alone manages ~35-40k records/s
+on one core here).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from services.errors import ClickstreamError
+from services.producer.kafka_sink import Counts, KafkaSink
+from services.simulator.model import MALFORMED, SimConfig, Simulator
+from services.simulator.wire import RowEncoder
+from shared.settings import Settings
+
+BATCH = 2_000  # events per feeder message and per pacing step
+UNTHROTTLED_DENSITY = 1_000.0  # simulated events/s when --rate 0
+
+
+@dataclass
+class ProduceResult:
+    sent: int
+    acked: int
+    failed: int
+    seconds: float
+    stopped_by: str  # "count" | "duration" | "signal" | "error"
+    last_error: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.acked / self.seconds if self.seconds else 0.0
+
+
+def density(rate: float, speed: float) -> float:
+    return rate / speed if rate > 0 else UNTHROTTLED_DENSITY
+
+
+# ---------------------------------------------------------------- event batches
+def batches(config: SimConfig, start_ms: int, limit: int | None) -> Iterator[tuple[list, list]]:
+    """([sent_at, ...], [(key, value), ...]) in delivery order, BATCH events at a time."""
+    if limit == 0:
+        return
+    encode = RowEncoder()
+    out: list[tuple[bytes, bytes]] = []
+    times: list[int] = []
+    n = 0
+    for row in Simulator(config).rows(start_ms):
+        if row[0] is MALFORMED:
+            key = row[2][5].encode()
+        else:
+            key = row[5].encode()
+        out.append((key, encode(row)))
+        times.append(row[3])
+        n += 1
+        if len(out) >= BATCH or n == limit:
+            yield times, out
+            out, times = [], []
+            if n == limit:
+                return
+
+
+def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        for item in batches(config, start_ms, limit):
+            q.put(item)
+    finally:
+        q.put(None)
+
+
+class Feeder:
+    """`batches()` in a separate process, through a bounded queue (back-pressure)."""
+
+    def __init__(self, config: SimConfig, start_ms: int, limit: int | None):
+        ctx = mp.get_context("spawn")
+        self.queue = ctx.Queue(maxsize=8)
+        self.process = ctx.Process(
+            target=_feeder_main, args=(config, start_ms, limit, self.queue), daemon=True
+        )
+        self.process.start()
+
+    def __iter__(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            yield item
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(timeout=5)
+        self.queue.cancel_join_thread()
+
+
+# ---------------------------------------------------------------- the run
+def run_produce(
+    settings: Settings,
+    config: SimConfig,
+    start_ms: int,
+    rate: float = 1000.0,
+    speed: float = 1.0,
+    duration: float | None = None,
+    count: int | None = None,
+    report_every: float = 5.0,
+    feeder: bool = True,
+    report=None,
+    sink: KafkaSink | None = None,
+) -> ProduceResult:
+    """Produce until `count` events, `duration` seconds, or SIGINT/SIGTERM; then flush.
+
+    Raises ClickstreamError if any event was not acknowledged (after reporting counts).
+    """
+    report = report or (lambda line: print(line, file=sys.stderr, flush=True))
+    sink = sink or KafkaSink(settings)
+    stop = threading.Event()
+    stopped_by = "count"
+    previous = _install_signal_handlers(stop)
+    source = Feeder(config, start_ms, count) if feeder else None
+    t0 = None  # the clock starts with the first batch (after the simulator's set-up)
+    last_report = last_acked = 0
+    try:
+        for times, pairs in source if source else batches(config, start_ms, count):
+            now = time.monotonic()
+            if t0 is None:
+                t0 = last_report = now
+            deadline = t0 + duration if duration is not None else None
+            if rate > 0:
+                # pace on simulated collector time, ~10 ms of traffic per step
+                step = max(1, int(rate / 100))
+                for i in range(0, len(pairs), step):
+                    j = min(i + step, len(pairs))
+                    due = t0 + (times[j - 1] - start_ms) / 1000.0 / speed
+                    if deadline is not None:
+                        due = min(due, deadline)
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        stop.wait(wait)
+                    if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                        break
+                    sink.send_many(pairs[i:j])
+                    now = time.monotonic()
+                    if now - last_report >= report_every:
+                        acked = sink.counts.acked
+                        rate_now = (acked - last_acked) / (now - last_report)
+                        report(_line(sink.counts, now - t0, rate_now))
+                        last_report, last_acked = now, acked
+            else:
+                sink.send_many(pairs)
+            now = time.monotonic()
+            if stop.is_set():
+                stopped_by = "signal"
+                break
+            if sink.counts.failed:
+                stopped_by = "error"
+                break
+            if deadline is not None and now >= deadline:
+                stopped_by = "duration"
+                break
+            if now - last_report >= report_every:
+                acked = sink.counts.acked
+                report(_line(sink.counts, now - t0, (acked - last_acked) / (now - last_report)))
+                last_report, last_acked = now, acked
+    except KeyboardInterrupt:
+        stopped_by = "signal"
+    finally:
+        if source:
+            source.stop()
+        sink.flush(timeout=35.0)  # covers delivery_timeout_ms: each record ends acked or failed
+        elapsed = time.monotonic() - t0 if t0 is not None else 0.0
+        sink.close(timeout=5.0)
+        _restore_signal_handlers(previous)
+    c = sink.counts
+    report(_line(c, elapsed, c.acked / elapsed if elapsed else 0.0, final=True))
+    result = ProduceResult(c.sent, c.acked, c.failed, elapsed, stopped_by, c.last_error)
+    lost = c.sent - c.acked
+    if lost:
+        raise ClickstreamError(
+            f"{lost:,} of {c.sent:,} events were not acknowledged by Kafka at "
+            f"{sink.bootstrap} ({c.failed:,} failed; last error: {c.last_error})"
+        )
+    return result
+
+
+def _line(c: Counts, elapsed: float, rate: float, final: bool = False) -> str:
+    head = "done" if final else f"{elapsed:7.1f}s"
+    return (f"{head}  sent {c.sent:,}  acknowledged {c.acked:,}  failed {c.failed:,}  "
+            f"in flight {c.in_flight:,}  {rate:,.0f} events/s")
+
+
+def _install_signal_handlers(stop: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = lambda signum, frame: stop.set()  # noqa: E731
+    return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(previous) -> None:
+    if previous:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,0 +1,76 @@
+"""`clickstream simulate` and `clickstream profile`: the behaviour model without Kafka."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from services.errors import ClickstreamError
+from services.simulator.options import (
+    DEFAULT_START,
+    Command,
+    make_config,
+    model_options,
+    parse_time,
+)
+from services.simulator.run import run_profile, run_simulate
+
+
+@click.command(cls=Command)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--events", "n_events", type=click.IntRange(0), default=1000, show_default=True,
+              help="Number of lines to write.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output file (default: stdout).")
+@click.option("--start", default=DEFAULT_START, show_default=True,
+              help="Simulated start time (ISO-8601, UTC).")
+@click.option("--events-per-second", type=click.FloatRange(0.001, None), default=20.0,
+              show_default=True, help="Mean traffic in simulated time (weekly average).")
+@model_options
+def simulate(seed, n_events, out, start, events_per_second, model):
+    """Write simulated events as JSON lines, in delivery order. No Kafka needed.
+
+    The same seed and options give the same bytes. Malformed-payload noise, when
+    enabled, appears as lines that are not valid events.
+
+    Example:
+
+        clickstream simulate --seed 42 --events 1000 --out events.jsonl
+    """
+    config = make_config(seed, events_per_second, model)
+    start_ms = parse_time(start)
+    if out is None:
+        run_simulate(config, start_ms, n_events, sys.stdout.buffer)
+        return
+    try:
+        with open(out, "wb") as f:
+            run_simulate(config, start_ms, n_events, f)
+    except OSError as e:
+        raise ClickstreamError(f"cannot write {out}: {e.strerror}") from None
+
+
+@click.command(cls=Command)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--events", "n_events", type=click.IntRange(1000), default=300_000,
+              show_default=True, help="Sample size (whole sessions over one simulated week).")
+@click.option("--start", default=DEFAULT_START, show_default=True,
+              help="Start of the simulated week (ISO-8601, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@model_options
+def profile(seed, n_events, start, as_json, model):
+    """Print the model's statistics for a sample and compare them with the calibration
+    targets: events per action, add-to-cart per product view, session conversion,
+    cart-to-purchase, events per session, returning share, devices, hourly curve,
+    views on the top 1% of products, conversion per campaign and A/B variant.
+
+    Example:
+
+        clickstream profile --seed 42 --events 300000 --json
+    """
+    make_config(seed, 1.0, model)  # validates the options
+    click.echo(run_profile(seed, n_events, parse_time(start), model, as_json))
+
+
+COMMANDS = [simulate, profile]

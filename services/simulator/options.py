@@ -1,0 +1,93 @@
+"""Command-line plumbing shared by the simulator, producer and CSV generator commands:
+the model's options, time parsing, and one-line usage errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import click
+
+from services.errors import ClickstreamError
+from services.simulator.model import Noise, SimConfig
+
+# A fixed default start makes `simulate` and `generate` reproducible byte for byte.
+DEFAULT_START = "2026-01-05T00:00:00Z"  # a Monday
+
+
+class Command(click.Command):
+    """A click command whose usage errors are one line (`error: ...`, exit 1)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            hint = f"(see 'clickstream {info_name} --help')"
+            raise ClickstreamError(f"{e.format_message()} {hint}") from None
+
+
+def parse_time(text: str) -> int:
+    """ISO-8601 date or time (UTC if no offset) -> epoch ms."""
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ClickstreamError(
+            f"cannot read time {text!r}: use ISO-8601, e.g. 2026-01-05 or 2026-01-05T12:00:00Z"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * 1000)
+
+
+RATE = click.FloatRange(0.0, 1.0)
+
+
+def model_options(fn):
+    """The behaviour model's knobs as options; they arrive as `model=dict(...)`."""
+    options = [
+        click.option("--returning-share", type=RATE, default=0.85, show_default=True,
+                     help="Share of sessions by returning visitors."),
+        click.option("--ab-effect", type=click.FloatRange(-0.99, 10.0), default=0.10,
+                     show_default=True,
+                     help="Relative uplift of A/B variant B on checkout (0.1 = +10%)."),
+        click.option("--late-rate", type=RATE, default=0.0, show_default=True,
+                     help="Noise: share of events reaching the collector late."),
+        click.option("--late-median", type=click.FloatRange(0.001, None), default=120.0,
+                     show_default=True, help="Noise: median lateness of a late event, seconds."),
+        click.option("--out-of-order-rate", type=RATE, default=0.0, show_default=True,
+                     help="Noise: share of events delivered after later ones."),
+        click.option("--duplicate-rate", type=RATE, default=0.0, show_default=True,
+                     help="Noise: share of events sent twice (same event_id)."),
+        click.option("--bot-rate", type=click.FloatRange(0.0, 0.99), default=0.0,
+                     show_default=True, help="Noise: share of sessions that are bots."),
+        click.option("--malformed-rate", type=RATE, default=0.0, show_default=True,
+                     help="Noise: extra malformed payloads per event (not in CSV)."),
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args, returning_share, ab_effect, late_rate, late_median, out_of_order_rate,
+                duplicate_rate, bot_rate, malformed_rate, **kwargs):
+        model = {
+            "returning_share": returning_share,
+            "ab_effect": ab_effect,
+            "noise": Noise(
+                late_rate=late_rate,
+                late_median_s=late_median,
+                out_of_order_rate=out_of_order_rate,
+                duplicate_rate=duplicate_rate,
+                bot_rate=bot_rate,
+                malformed_rate=malformed_rate,
+            ),
+        }
+        return fn(*args, model=model, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def make_config(seed: int, events_per_second: float, model: dict) -> SimConfig:
+    try:
+        return SimConfig(seed=seed, events_per_second=events_per_second, **model)
+    except ValueError as e:
+        raise ClickstreamError(str(e)) from None
