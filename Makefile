@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 JARS   := .stack/jars/.resolved
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs clean test test-unit test-integration bench lint
+.PHONY: help setup demo stream batch dev-dashboard up down status logs clean test test-unit test-integration bench lint
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,27 @@ $(JARS): $(STAMP) $(wildcard services/stack/poms/*/pom.xml)
 
 setup: $(STAMP) $(JARS) ## Install everything once: venv, pinned packages, server jars, Java check
 
+# ---------------------------------------------------------------- the pipeline
+RATE ?= 500
+DAYS ?= 7
+EVENTS_PER_DAY ?= 200000
+CSV_DIR ?= .stack/csv
+
+demo: setup ## The whole pipeline + live dashboard on the local stack (RATE=events/s); Ctrl-C stops it
+	$(CLI) demo --rate $(RATE)
+
+stream: setup ## Kafka + Cassandra + producer + Spark streaming job, no dashboard (RATE=events/s)
+	$(CLI) stream --rate $(RATE)
+
+batch: setup ## Polars writes DAYS CSV days to CSV_DIR, the Spark batch job fills the _batch tables
+	$(CLI) up --only cassandra
+	$(CLI) generate --days $(DAYS) --events-per-day $(EVENTS_PER_DAY) --out $(CSV_DIR) --seed 1
+	$(CLI) process --mode batch --input $(CSV_DIR)
+
+dev-dashboard: setup ## Cassandra + dashboard only, at http://127.0.0.1:5006 (DEMO=1 loads demo data into empty tables)
+	$(CLI) up --only cassandra
+	$(CLI) dashboard $(if $(DEMO),--seed-demo)
+
 # ---------------------------------------------------------------- the local stack
 up: setup ## Start Kafka + Cassandra (ONLY=kafka,cassandra,spark for a subset or Spark too)
 	$(CLI) up $(if $(ONLY),--only $(ONLY))
@@ -47,17 +68,26 @@ clean: ## Stop the stack and delete its data, logs and checkpoints (keeps jars a
 	@if [ -x $(CLI) ]; then $(CLI) clean; else echo "nothing to clean"; fi
 
 # ---------------------------------------------------------------- tests
-test: setup ## Run all tests: unit, then integration against real Kafka, Cassandra and Spark
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && apt-get install -y -q chromium fonts-liberation; \
+	else \
+		echo "error: the browser tests need Chromium at $(CHROMIUM): sudo apt-get install -y chromium fonts-liberation"; exit 1; \
+	fi
+
+test: setup $(CHROMIUM) ## Run all tests: unit, then integration against real Kafka, Cassandra and Spark
 	$(BIN)/pytest tests integration_tests $(PYTEST_ARGS)
 
 test-unit: setup ## Unit tests only (no servers, seconds)
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
-test-integration: setup ## Integration tests only (starts private servers on free ports)
+test-integration: setup $(CHROMIUM) ## Integration tests only (starts private servers on free ports)
 	$(BIN)/pytest integration_tests $(PYTEST_ARGS)
 
 lint: setup ## ruff
 	$(BIN)/ruff check .
 
-bench: setup ## Benchmarks; writes bench/results/<time>.json (BENCH=name to pick one, QUICK=1)
+bench: up ## Starts the stack, runs the benchmarks; writes bench/results/<time>.json (BENCH=name to pick one, QUICK=1)
 	$(BIN)/python -m bench $(if $(BENCH),--only $(BENCH)) $(if $(QUICK),--quick)

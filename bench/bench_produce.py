@@ -1,17 +1,25 @@
 """Producer throughput into the local broker: `clickstream produce`'s path (feeder process +
 one kafka-python producer, acks=all, idempotent, lz4) with zero loss checked by consuming
 the topic back, beside Kafka's own Java ProducerPerformance at the same record size as the
-ceiling. Needs a running broker (`make up`).
+ceiling. Uses the broker of the default settings when one answers (`make up`); otherwise
+starts a private single-broker Kafka (local stack, free ports, temp folder) for the run and
+stops it afterwards.
 
     python -m bench.bench_produce
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
+import socket
 import statistics
 import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
@@ -84,17 +92,62 @@ def _java(settings: Settings, n: int, size: int) -> float:
         _delete_topic(settings, topic)
 
 
+def _answers(settings: Settings, timeout: float = 2.0) -> bool:
+    """Does anything accept a TCP connection on one of the bootstrap addresses?"""
+    for address in settings.bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+@contextlib.contextmanager
+def private_broker():
+    """A single Kafka broker of our own (free ports, temp folder), always stopped."""
+    from integration_tests.backends import local_settings
+    from services.stack.stack import LocalStack
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-produce-kafka-"))
+    try:
+        settings = local_settings(tmp)
+        stack = LocalStack(settings, ["kafka"])
+        try:
+            stack.up()
+            yield settings
+        finally:
+            stack.down()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run(quick: bool = False, settings: Settings | None = None) -> list[dict]:
-    settings = settings or Settings()
+    if settings is None:
+        default = Settings()
+        if not _answers(default):
+            with private_broker() as private:
+                return _run(quick, private, "private broker started by the bench")
+        settings = default
+    return _run(quick, settings, f"broker at {settings.bootstrap_servers}")
+
+
+def _run(quick: bool, settings: Settings, where: str) -> list[dict]:
     n = 100_000 if quick else 1_000_000
-    rates, lost = [], []
+    rates, lost, cpu_main, cpu_feeder = [], [], [], []
     for _ in range(1 if quick else 3):
         topic = _new_topic(settings)
         try:
             sink = KafkaSink(settings, topic=topic)
+            c0 = os.times()
             result = run_produce(settings, SimConfig(seed=1, events_per_second=density(0, 1)),
                                  START, rate=0, count=n, feeder=True, sink=sink,
                                  report=lambda line: None)
+            c1 = os.times()  # the feeder process has been joined: it is in children_*
+            cpu_main.append((c1.user - c0.user + c1.system - c0.system) / n * 1e6)
+            cpu_feeder.append((c1.children_user - c0.children_user
+                               + c1.children_system - c0.children_system) / n * 1e6)
             rates.append(result.acked / result.seconds)
             lost.append(n - _topic_count(settings, topic))
         finally:
@@ -104,8 +157,11 @@ def run(quick: bool = False, settings: Settings | None = None) -> list[dict]:
     return [
         {"name": "produce_events_per_s", "value": statistics.median(rates), "unit": "events/s",
          "runs": rates, "target": 50_000,
+         "cpu_us_per_event_producer": cpu_main, "cpu_us_per_event_feeder": cpu_feeder,
          "notes": f"{n:,} simulated events, acks=all, idempotent, lz4, feeder process; "
-                  f"records lost (produced - consumed back) per run: {lost}"},
+                  "cpu_us_per_event_* = CPU µs per event of the producer process (kafka-python, "
+                  "all threads) and of the feeder (simulate + encode, incl. start-up); "
+                  f"records lost (produced - consumed back) per run: {lost}; {where}"},
         {"name": "produce_lost_events", "value": max(lost), "unit": "events", "runs": lost,
          "target": 0, "notes": "consumed back from the topic"},
         {"name": "kafka_java_producer_perf_per_s", "value": statistics.median(java),

@@ -21,7 +21,8 @@ def _java_processes_under(data_dir: Path) -> list[psutil.Process]:
     out = []
     for p in psutil.process_iter(["name", "cmdline"]):
         try:
-            if "java" in (p.info["name"] or "") and str(data_dir) in " ".join(p.info["cmdline"] or []):
+            cmdline = " ".join(p.info["cmdline"] or [])
+            if "java" in (p.info["name"] or "") and str(data_dir) in cmdline:
                 out.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
@@ -120,7 +121,8 @@ def test_stack_java_missing_or_unsupported_is_one_line(private_settings, tmp_pat
         java_home = tmp_path / "nojdk"
         java_home.mkdir()
     else:
-        candidates = sorted(Path("/usr/lib/jvm").glob("*25*")) + sorted(Path("/usr/lib/jvm").glob("*21*"))
+        jvm = Path("/usr/lib/jvm")
+        candidates = sorted(jvm.glob("*25*")) + sorted(jvm.glob("*21*"))
         candidates = [c for c in candidates if (c / "bin" / "java").exists()]
         if not candidates:
             pytest.skip("no Java newer than 17 installed to test with")

@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "services.simulator.cli",
     "services.producer.cli",
     "services.batch_generator.cli",
+    "services.processor.cli",
+    "services.dashboard.cli",
+    "services.pipeline.cli",
 )
 
 

@@ -35,7 +35,7 @@ class Field:
     doc: str
 
 
-S, I, L, B, T = Kind.STRING, Kind.INT, Kind.LONG, Kind.BOOL, Kind.TIMESTAMP
+S, I, L, B, T = Kind.STRING, Kind.INT, Kind.LONG, Kind.BOOL, Kind.TIMESTAMP  # noqa: E741
 
 FIELDS: tuple[Field, ...] = (
     Field("schema_version", I, False, "version of this declaration"),

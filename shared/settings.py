@@ -27,13 +27,15 @@ class Settings(BaseSettings):
     # ---- where the local stack keeps jars, data, logs and pid files (git-ignored)
     data_dir: Path = REPO_ROOT / ".stack"
     jars_dir: Path = Field(REPO_ROOT / ".stack" / "jars", description="Maven-resolved server jars")
-    java_home: Path | None = Field(None, description="JDK 11/17 for the servers; default: java on PATH")
+    java_home: Path | None = Field(
+        None, description="JDK 11/17 for the servers; default: java on PATH")
 
     # ---- Kafka
     kafka_host: str = "127.0.0.1"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
-    kafka_bootstrap: str | None = Field(None, description="existing cluster; default: the local broker")
+    kafka_bootstrap: str | None = Field(
+        None, description="existing cluster; default: the local broker")
     kafka_topic: str = "clickstream"
     kafka_partitions: int = Field(3, ge=1)
     kafka_replication_factor: int = Field(1, ge=1)

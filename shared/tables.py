@@ -43,7 +43,8 @@ class Table:
     window_seconds: int | None = None  # length of the tumbling window, if any
     keys: tuple[str, ...] = ()  # dimension columns (besides day/time)
     metrics: tuple[str, ...] = ()  # value columns
-    derived: dict[str, str] = field(default_factory=dict, hash=False)  # name -> how to compute on read
+    # name -> how to compute it on read (averages and rates are never stored)
+    derived: dict[str, str] = field(default_factory=dict, hash=False)
     mode: str = "stream"  # "stream" | "batch" | "any" (written by both, e.g. dead_letter)
 
     # ------------------------------------------------------------------ DDL

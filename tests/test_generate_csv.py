@@ -117,3 +117,15 @@ def test_generate_cli_and_bad_input(tmp_path):
         result = runner.invoke(cli, ["generate", *args])
         assert result.exit_code == 1, args
         assert result.output.startswith("error: ") and result.output.count("\n") == 1, args
+
+
+def test_generate_column_path_equals_the_row_path():
+    """The CSV days are built column-wise; they hold exactly the frames of the row path."""
+    from services.batch_generator.csv_days import day_frames, rows_to_frame
+
+    sim = Simulator(config())
+    end = START + 6 * 3_600_000
+    rows = pl.concat([rows_to_frame(r) for r in sim.rows_by_event_time(START, end, 1000)])
+    frames = list(day_frames(sim, START, end, 1000))
+    assert len(frames) > 2
+    assert pl.concat(frames).equals(rows) and rows.height > 1000

@@ -139,3 +139,39 @@ def test_produce_bad_input_is_one_line_error(args):
     result = CliRunner().invoke(cli, ["produce", *args])
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and result.output.count("\n") == 1
+
+
+def test_sink_explicit_partition_matches_the_default_partitioner():
+    from kafka.partitioner.default import DefaultPartitioner
+
+    from services.producer.kafka_sink import default_partition
+
+    class Cluster:
+        def topics(self):
+            return {"t"}
+
+        def partitions_for_topic(self, topic):
+            return {2, 0, 1}
+
+        def available_partitions_for_topic(self, topic):
+            return {0, 1, 2}
+
+    ref = DefaultPartitioner()
+    for i in range(500):
+        key = f"abc{i:x}-{i % 7}".encode()
+        assert default_partition(key, [0, 1, 2]) == ref.partition("t", key, key, b"", b"",
+                                                                   Cluster())
+
+
+def test_feeder_that_dies_is_an_error_not_a_hang():
+    from services.producer.run import Feeder
+
+    feeder = Feeder(SimConfig(seed=1, events_per_second=10.0), START, None)
+    try:
+        feeder.process.kill()
+        feeder.process.join(5)
+        with pytest.raises(ClickstreamError, match="feeder process died"):
+            for _ in feeder:
+                pass
+    finally:
+        feeder.stop()

@@ -178,3 +178,18 @@ def test_simulator_ab_effect_moves_conversion():
     a = profile.profile(profile.sample(seed=5, n_events=150_000, start_ms=START, ab_effect=1.0))
     by = a["conversion_by_variant"]
     assert by["B"] > by["A"] * 1.3
+
+
+def test_simulator_event_dicts_equal_row_to_event_in_field_order():
+    noise = Noise(late_rate=0.05, duplicate_rate=0.05, bot_rate=0.1, malformed_rate=0.02)
+    sim = Simulator(SimConfig(seed=9, events_per_second=8, noise=noise))
+    rows = take(sim, 4000)
+    events = list(itertools.islice(sim.events(START), 4000))
+    for row, event in zip(rows, events, strict=True):
+        if row[0] is MALFORMED:
+            assert isinstance(event, bytes)
+        else:
+            want = row_to_event(row)
+            assert event == want and list(event) == list(want)
+    events[0]["page"] = "changed"  # handed-out dicts are independent of the templates
+    assert next(sim.events(START))["page"] != "changed"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.partitioner.default import murmur2
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from services.errors import ClickstreamError
@@ -35,6 +36,12 @@ PRODUCER_CONFIG = {
 CONNECT_ATTEMPTS = 3
 CONNECT_WAIT_S = 2.0
 BOOTSTRAP_TIMEOUT_MS = 4_000
+
+
+def default_partition(key: bytes, partitions: list[int], n: int | None = None) -> int:
+    """The partition kafka-python's DefaultPartitioner (and the Java client's) gives a key:
+    murmur2 of the key bytes over the sorted partition ids."""
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % (n or len(partitions))]
 
 
 @dataclass
@@ -61,6 +68,12 @@ class KafkaSink:
         self._producer = self._connect(config)
         self._on_ok = self._ok
         self._on_err = self._err
+        # The default partitioner (murmur2 of the key, as the Java client) costs about a
+        # fifth of kafka-python's send(); keys repeat (one per session), so choose the
+        # same partition ourselves once per key and pass it explicitly.
+        self._explicit_partitions = "partitioner" not in overrides
+        self._partition_of: dict[bytes, int] = {}
+        self._partitions: list[int] = []
 
     def _connect(self, config: dict) -> KafkaProducer:
         if not log.isEnabledFor(logging.INFO):
@@ -124,14 +137,42 @@ class KafkaSink:
         future.add_callback(self._on_ok)
         future.add_errback(self._on_err)
 
+    def _partition_table(self) -> dict[bytes, int] | None:
+        """key -> partition cache for the topic's current partitions (None: let the
+        client's partitioner choose)."""
+        if not self._explicit_partitions:
+            return None
+        parts = self._producer.partitions_for(self.topic)
+        if not parts:
+            return None
+        parts = sorted(parts)
+        if parts != self._partitions:
+            self._partitions = parts
+            self._partition_of = {}
+        elif len(self._partition_of) > 200_000:
+            self._partition_of = {}
+        return self._partition_of
+
     def send_many(self, pairs) -> None:
         send = self._producer.send
         topic = self.topic
         ok, err = self._on_ok, self._on_err
+        table = self._partition_table()
         n = 0
         try:
+            if table is None:
+                for key, value in pairs:
+                    send(topic, value=value, key=key).add_callback(ok).add_errback(err)
+                    n += 1
+                return
+            get = table.get
+            parts = self._partitions
+            n_parts = len(parts)
             for key, value in pairs:
-                send(topic, value=value, key=key).add_callback(ok).add_errback(err)
+                p = get(key)
+                if p is None:
+                    p = table[key] = default_partition(key, parts, n_parts)
+                send(topic, value=value, key=key, partition=p).add_callback(ok).add_errback(err)
                 n += 1
         except KafkaTimeoutError as e:
             self._err(e)

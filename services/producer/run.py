@@ -14,6 +14,7 @@ on one core here).
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queue_mod
 import signal
 import sys
 import threading
@@ -94,8 +95,17 @@ class Feeder:
         self.process.start()
 
     def __iter__(self):
+        get = self.queue.get
         while True:
-            item = self.queue.get()
+            try:
+                item = get(timeout=1.0)
+            except queue_mod.Empty:
+                # a feeder that died without its end marker must not hang the producer
+                if not self.process.is_alive():
+                    raise ClickstreamError(
+                        f"the event feeder process died (exit code {self.process.exitcode})"
+                    ) from None
+                continue
             if item is None:
                 return
             yield item

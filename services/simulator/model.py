@@ -18,9 +18,11 @@ conversion, the A/B variant and the visitor's intent. The knobs are the `P_*` co
 tables below; the *targets* they were tuned to are in `calibration.py`, and the test measures
 the emergent statistics rather than reading the knobs back.
 
-The hot loop builds each event once as a tuple in `FIELD_NAMES` order (timestamps as int
-epoch ms); `Simulator.events()` turns tuples into the event dicts of `shared.events`, the
-CSV generator turns batches of tuples into Polars columns.
+The hot loop (`_walk`) builds each event once as a short partial tuple; `block_rows`
+completes them into tuples in `FIELD_NAMES` order (timestamps as int epoch ms), which
+`Simulator.events()` turns into the event dicts of `shared.events`. The CSV generator
+skips the full tuples: it takes the partial tuples and the per-session constants from
+`block_columns` and builds Polars columns in bulk. Both paths draw the same random numbers, so they hold the same events.
 """
 
 from __future__ import annotations
@@ -94,6 +96,18 @@ ELEMENT_TO = {CATEGORY: "nav-category", PRODUCT: "product-card", CART: "cart-ico
 LATE_SIGMA = 1.0
 BOT_EVENTS = (15, 60)  # product and listing views per bot session
 BOT_DWELL_MS = (250, 1500)
+
+# Layout of `Simulator.block_columns`: per-event partial tuples and per-session constants.
+PARTIAL_FIELDS = (
+    "timestamp", "page", "action", "page_url", "product_id", "category", "element_id",
+    "position_x", "position_y", "scroll_depth_percent", "price_cents", "quantity", "order_id",
+    "revenue_cents", "is_logged_in",
+)
+SESSION_FIELDS = (
+    "session_id", "user_id", "referrer", "utm_source", "utm_medium", "utm_campaign",
+    "device_type", "os", "browser", "language", "ip_address", "geo_country", "geo_city",
+    "geo_region", "ab_test_variant",
+)
 
 _ONLY_CHECKOUT = ((CHECKOUT,), [1.0 + 1e-12])
 _ONLY_CONFIRM = ((CONFIRM,), [1.0 + 1e-12])
@@ -263,6 +277,12 @@ class Simulator:
         t["variant"] = {"A": 1.0 / (1.0 + eff / 2), "B": (1.0 + eff) / (1.0 + eff / 2)}
         return t
 
+    @property
+    def latency_table(self) -> list[float]:
+        """Collector-latency quantiles: a draw `r` means `t[i] + (x - i) * (t[i + 1] - t[i])`
+        ms with `x = r * 1024.0`, `i = int(x)` (truncated to an int, added to the event time)."""
+        return self._tables["latency"]
+
     # ------------------------------------------------------------ blocks
     def block_rows(
         self, block: int, not_before: int = 0, not_after: int | None = None
@@ -275,27 +295,12 @@ class Simulator:
         malformed markers. Not sorted.
         """
         start = block * BLOCK_MS
-        rng = random.Random(f"{self.config.seed}:{block}")
-        lam = self.sessions_per_ms * BLOCK_MS * world.traffic_factor(start + BLOCK_MS // 2)
-        n = _poisson(rng, lam)
-        starts = sorted(start + int(rng.random() * BLOCK_MS) for _ in range(n))
         rows: list[tuple] = []
         session = self._session
-        users, users_cum = self.population
-        returning_share = self.config.returning_share
-        rand = rng.random
-        prefix = f"{self.tag}{block:x}"
         lo, hi = not_before, BLOCK_MS * (block + 1) if not_after is None else not_after
         partial = not (lo <= start and hi >= start + BLOCK_MS)
         skipped = set()
-        for i, t0 in enumerate(starts):
-            sid = f"{prefix}{i:04x}"
-            returning = rand() < returning_share
-            if returning:
-                user = users[bisect(users_cum, rand())]
-            else:
-                ident = world.draw_identity(rng)
-                user = (f"v{sid}", *ident, False, "B" if rand() < 0.5 else "A")
+        for rng, sid, t0, user, returning in self._visits(block):
             session(rng, rows, sid, t0, user, returning)
             if partial and not lo <= t0 < hi:
                 skipped.add(sid)
@@ -309,6 +314,52 @@ class Simulator:
                 r for r in rows if (r[2][5] if r[0] is MALFORMED else r[5]) not in skipped
             ]
         return rows
+
+    def _visits(self, block: int):
+        """(rng, session id, start, visitor, returning) of each session starting in `block`,
+        in order. The caller must draw the session from `rng` before asking for the next."""
+        start = block * BLOCK_MS
+        rng = random.Random(f"{self.config.seed}:{block}")
+        lam = self.sessions_per_ms * BLOCK_MS * world.traffic_factor(start + BLOCK_MS // 2)
+        n = _poisson(rng, lam)
+        starts = sorted(start + int(rng.random() * BLOCK_MS) for _ in range(n))
+        users, users_cum = self.population
+        returning_share = self.config.returning_share
+        rand = rng.random
+        draw_identity = world.draw_identity
+        prefix = f"{self.tag}{block:x}"
+        for i, t0 in enumerate(starts):
+            sid = f"{prefix}{i:04x}"
+            returning = rand() < returning_share
+            if returning:
+                user = users[bisect(users_cum, rand())]
+            else:
+                ident = draw_identity(rng)
+                user = (f"v{sid}", *ident, False, "B" if rand() < 0.5 else "A")
+            yield rng, sid, t0, user, returning
+
+    def block_columns(self, block: int, events: list, latency_draws: list,
+                      sessions: list) -> None:
+        """The sessions starting in `block` in a column-friendly form, for bulk builders
+        (the CSV days): the same sessions and draws as `block_rows` with noise off.
+
+        Extends `events` with the partial tuples of `_walk` (session after session, in
+        order), `latency_draws` with one `random()` per event (collector latency, see
+        `latency_table`), and `sessions` with one tuple per session in `SESSION_FIELDS` order
+        plus its event count last. `event_id`, `sent_at` and `page_duration_ms` are derived
+        from these by the builder.
+        """
+        walk = self._walk
+        add_session = sessions.append
+        extend_events = events.extend
+        extend_draws = latency_draws.extend
+        for rng, sid, t0, user, returning in self._visits(block):
+            evs, src, referrer = walk(rng, sid, t0, user, returning)
+            rand = rng.random
+            extend_draws([rand() for _ in evs])
+            extend_events(evs)
+            add_session((sid, user[0], referrer, src.utm_source, src.utm_medium,
+                         src.utm_campaign, *user[1:9], user[10], len(evs)))
 
     def _add_noise(self, block, start, rows, lo, hi, skipped) -> list:
         noise = self.config.noise
@@ -341,16 +392,40 @@ class Simulator:
         return out
 
     # ------------------------------------------------------------ one session
-    def _session(self, rng, rows, sid, t0, user, returning):  # noqa: C901 - the hot loop
+    def _session(self, rng, rows, sid, t0, user, returning):
+        """One session's event tuples, appended to `rows`."""
+        (uid, device, os_, browser, lang, ip, country, city, region, _, variant) = user
+        evs, src, referrer = self._walk(rng, sid, t0, user, returning)
+        utm_s, utm_m, utm_c = src.utm_source, src.utm_medium, src.utm_campaign
+        # second pass: page_duration = gap to the next event, ids, collector time
+        rand = rng.random
+        lat = self._tables["latency"]
+        n = len(evs)
+        append = rows.append
+        nts = evs[0][0]
+        for k in range(n):
+            (ts, page, action, url, pid, pcat, elem, px, py, scroll, price, q, order_id, rev, lg) = evs[k]
+            if k + 1 < n:
+                nts = evs[k + 1][0]
+            x = rand() * 1024.0
+            i = int(x)
+            append((SCHEMA_VERSION, f"{sid}-{k}", ts, ts + int(lat[i] + (x - i) * (lat[i + 1] - lat[i])), uid, sid, page, action, url, pid, pcat, elem, px, py, referrer, utm_s, utm_m, utm_c, device, os_, browser, lang, ip, country, city, region, nts - ts, scroll, variant, lg, price, q, order_id, rev))
+
+    def _walk(self, rng, sid, t0, user, returning):  # noqa: C901 - the hot loop
+        """The pages and actions of one session: (partial event tuples, source, referrer).
+
+        Partial tuples are (ts, page, action, url, product, category, element, x, y,
+        scroll, price, qty, order, revenue, logged); the caller draws one latency per
+        event next, from the same generator, and completes them.
+        """
         rand = rng.random
         tb = self._tables
         cat = self.catalogue
-        (uid, device, os_, browser, lang, ip, country, city, region, has_account, variant) = user
+        device, has_account, variant = user[1], user[9], user[10]
         # traffic source and the visitor's intent
         src_i = bisect(world.SOURCE_CUM, rand())
         src = world.SOURCES[src_i]
         referrer = src.referrers[int(rand() * len(src.referrers))]
-        utm_s, utm_m, utm_c = src.utm_source, src.utm_medium, src.utm_campaign
         conv = world.SOURCE_CONVERSION[src_i]
         intent_v, intent_c = tb["intent"]
         p_add = P_ADD_TO_CART * intent_v[bisect(intent_c, rand())] * math.sqrt(conv)
@@ -361,7 +436,6 @@ class Simulator:
         width, height = SCREEN[device]
 
         dwell_t = tb["dwell"]
-        lat = tb["latency"]
         scroll_v, scroll_c = tb["scroll"]
         qty_v, qty_c = tb["qty"]
         pop_cum = cat.popularity_cum
@@ -514,15 +588,7 @@ class Simulator:
             t += dwell
             state = nxt
 
-        # second pass: page_duration = gap to the next event, ids, collector time
-        n = len(evs)
-        append = rows.append
-        for k in range(n):
-            (ts, page, action, url, pid, pcat, elem, px, py, scroll, price, q, order_id, rev, lg) = evs[k]
-            nts = evs[k + 1][0] if k + 1 < n else ts
-            x = rand() * 1024.0
-            i = int(x)
-            append((SCHEMA_VERSION, f"{sid}-{k}", ts, ts + int(lat[i] + (x - i) * (lat[i + 1] - lat[i])), uid, sid, page, action, url, pid, pcat, elem, px, py, referrer, utm_s, utm_m, utm_c, device, os_, browser, lang, ip, country, city, region, nts - ts, scroll, variant, lg, price, q, order_id, rev))
+        return evs, src, referrer
 
     def _bot_session(self, rng, rows, sid, t0):
         """A crawler: many fast product and listing views, never a cart."""
@@ -660,6 +726,7 @@ def _compile_row_to_event():
 row_to_event = _compile_row_to_event()
 
 
+
 def malformed_payload(marker: tuple) -> bytes:
     """The broken bytes a malformed marker stands for (deterministic per event)."""
     from shared.events import encode
@@ -694,6 +761,8 @@ def _iso(ms: int) -> str:
 __all__ = [
     "BLOCK_MS",
     "MALFORMED",
+    "PARTIAL_FIELDS",
+    "SESSION_FIELDS",
     "Noise",
     "SimConfig",
     "Simulator",

@@ -40,7 +40,9 @@ LOGBACK = """<configuration scan="false">
     <triggeringPolicy class="ch.qos.logback.core.rolling.SizeBasedTriggeringPolicy">
       <maxFileSize>20MB</maxFileSize>
     </triggeringPolicy>
-    <encoder><pattern>%-5level [%thread] %date{"yyyy-MM-dd HH:mm:ss,SSS"} %F:%L - %msg%n</pattern></encoder>
+    <encoder>
+      <pattern>%-5level [%thread] %date{"yyyy-MM-dd HH:mm:ss,SSS"} %F:%L - %msg%n</pattern>
+    </encoder>
   </appender>
   <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
     <filter class="ch.qos.logback.classic.filter.ThresholdFilter"><level>WARN</level></filter>

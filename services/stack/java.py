@@ -24,7 +24,8 @@ def java_binary(settings: Settings) -> str:
         return str(exe)
     exe = shutil.which("java")
     if exe is None:
-        raise ClickstreamError(f"Java 17 is needed to run Kafka and Cassandra and none was found: {FIX}")
+        raise ClickstreamError(
+            f"Java 17 is needed to run Kafka and Cassandra and none was found: {FIX}")
     return exe
 
 

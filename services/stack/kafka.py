@@ -146,7 +146,8 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int, replication: int =
         if topic in admin.list_topics():
             return False
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication)])
+            admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                          replication_factor=replication)])
         except TopicAlreadyExistsError:
             return False
         return True

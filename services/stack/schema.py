@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 def keyspace_cql(settings: Settings) -> str:
     return (
         f"CREATE KEYSPACE IF NOT EXISTS {settings.cassandra_keyspace} WITH replication = "
-        f"{{'class': 'SimpleStrategy', 'replication_factor': {settings.cassandra_replication_factor}}}"
+        "{'class': 'SimpleStrategy', 'replication_factor': "
+        f"{settings.cassandra_replication_factor}}}"
     )
 
 

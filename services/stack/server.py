@@ -95,7 +95,8 @@ class Server:
         self.prepare()
         cmd, env = self.command()
         log.info("starting %s: %s", self.name, " ".join(cmd[:3]) + " ...")
-        with open(self.log_file.parent.mkdir(parents=True, exist_ok=True) or self.log_file, "a") as f:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "a") as f:
             f.write(f"\n==== {self.name} starting at {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
         proc = spawn(cmd, self.log_file, env=env, cwd=self.home)
         self.pidfile.write(proc.pid)

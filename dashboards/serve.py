@@ -1,0 +1,66 @@
+"""Serving the dashboard: optional demo seeding, then Panel's server in this process.
+
+    run_dashboard(get_settings(), host="127.0.0.1", port=5006, refresh=5.0)
+
+Binds 127.0.0.1 by default; no autoreload, no debug; `/liveness` answers once the server
+is up (what tests and `make dev-dashboard` wait for).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from services.errors import ClickstreamError
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed: int = 7) -> int:
+    """Load the demo data set if (and only if) the tables are empty; rows written."""
+    from dashboards import demo
+    from services.stack.cql import connect
+
+    try:
+        cluster, session = connect(settings, timeout=5)
+    except Exception as e:  # noqa: BLE001 - driver errors vary
+        raise ClickstreamError(
+            f"--seed-demo: Cassandra at {settings.cassandra_host}:{settings.cassandra_port} "
+            f"(CLICKSTREAM_CASSANDRA_HOST/PORT) does not answer ({type(e).__name__}); "
+            f"start it with `clickstream up --only cassandra`") from None
+    try:
+        ks = settings.cassandra_keyspace
+        if not demo.tables_empty(session, ks):
+            echo(f"tables in keyspace {ks} already hold data: demo data NOT loaded")
+            return 0
+        echo(f"tables in keyspace {ks} are empty: loading {hours:g} h of demo traffic "
+             f"(seed {seed}) into the stream and batch tables...")
+        n = demo.seed_demo(session, ks, seed=seed, hours=hours)
+        echo(f"demo data loaded: {n:,} rows")
+        return n
+    finally:
+        cluster.shutdown()
+
+
+def run_dashboard(settings: Settings, host: str | None = None, port: int | None = None,
+                  refresh: float | None = None, echo=print) -> None:
+    """Serve until interrupted."""
+    import panel as pn
+
+    from dashboards import app
+    from services.stack.ports import require_free
+
+    host = host or settings.dashboard_host
+    port = port or settings.dashboard_port
+    refresh = refresh or settings.dashboard_refresh_seconds
+    if refresh <= 0:
+        raise ClickstreamError(f"--refresh must be > 0 seconds, got {refresh}")
+    require_free(port, "CLICKSTREAM_DASHBOARD_PORT", host)
+    origins = [f"{host}:{port}"] + ([f"localhost:{port}"] if host == "127.0.0.1" else [])
+    echo(f"dashboard at http://{host}:{port}/ (Cassandra {settings.cassandra_host}:"
+         f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
+         f"refresh {refresh:g} s); Ctrl-C stops")
+    app.shared_reader(settings)
+    pn.serve({"/": lambda: app.create_app(settings, refresh)}, address=host, port=port,
+             websocket_origin=origins, show=False, liveness=True, title=app.TITLE,
+             autoreload=False, threaded=False)

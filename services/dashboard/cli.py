@@ -1,0 +1,42 @@
+"""`clickstream dashboard`: the live Panel dashboard over the Cassandra tables."""
+
+from __future__ import annotations
+
+import click
+
+from shared.settings import get_settings
+
+
+@click.command()
+@click.option("--host", default=None,
+              help="Address to bind (default: CLICKSTREAM_DASHBOARD_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None,
+              help="Port (default: CLICKSTREAM_DASHBOARD_PORT, 5006).")
+@click.option("--refresh", type=float, default=None,
+              help="Seconds between refreshes (default: CLICKSTREAM_DASHBOARD_REFRESH_SECONDS, 5).")
+@click.option("--seed-demo", is_flag=True,
+              help="If the tables are empty, first load 6 h of seeded demo traffic "
+                   "(stream and batch tables). Never done without this flag.")
+def dashboard(host, port, refresh, seed_demo):
+    """Serve the live dashboard (Panel + Bokeh) until Ctrl-C.
+
+    KPIs, then tabs of funnel, page, product, device, campaign, duration, session and
+    data-quality charts and a table view with CSV download; switch between streaming and
+    batch tables and pick a time range. Reads only the selected range through one
+    Cassandra session; shows a banner while Cassandra is down and recovers by itself.
+    `/liveness` answers when it is up.
+
+    Example:
+
+        clickstream up --only cassandra && clickstream dashboard --seed-demo
+    """
+    from dashboards.serve import run_dashboard, seed_demo_if_empty
+
+    settings = get_settings()
+    if seed_demo:
+        seed_demo_if_empty(settings, echo=lambda m: click.echo(m, err=True))
+    run_dashboard(settings, host=host, port=port, refresh=refresh,
+                  echo=lambda m: click.echo(m, err=True))
+
+
+COMMANDS = [dashboard]

@@ -1,0 +1,44 @@
+"""`clickstream demo` and `clickstream stream`: the pipeline on the local stack."""
+
+from __future__ import annotations
+
+import click
+
+from services.pipeline.run import Pipeline
+from shared.settings import get_settings
+
+RATE = click.option("--rate", type=click.FloatRange(min=1), default=500.0, show_default=True,
+                    help="Simulated events per second sent to Kafka.")
+DURATION = click.option("--duration", type=click.FloatRange(min=1), default=None,
+                        help="Stop by itself after this many seconds (default: until Ctrl-C).")
+
+
+@click.command()
+@RATE
+@DURATION
+def demo(rate: float, duration: float | None) -> None:
+    """The whole pipeline with the live dashboard: Kafka + Cassandra, the producer, the
+    Spark streaming job and the dashboard, printing its URL. Ctrl-C stops everything this
+    run started.
+
+    Example:
+
+        clickstream demo --rate 1000
+    """
+    Pipeline(get_settings(), dashboard=True, rate=rate, echo=click.echo).run(duration)
+
+
+@click.command()
+@RATE
+@DURATION
+def stream(rate: float, duration: float | None) -> None:
+    """Kafka + Cassandra, the producer and the Spark streaming job, without the dashboard.
+
+    Example:
+
+        clickstream stream --rate 2000 --duration 600
+    """
+    Pipeline(get_settings(), dashboard=False, rate=rate, echo=click.echo).run(duration)
+
+
+COMMANDS = [demo, stream]

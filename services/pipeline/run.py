@@ -1,0 +1,140 @@
+"""The whole pipeline on the local stack: servers, producer, streaming job, dashboard.
+
+`clickstream demo` runs all of it, `clickstream stream` all but the dashboard. Each part is
+the ordinary `clickstream <command>` in a child process with its own log under
+`.stack/logs/`, so what the demo runs is exactly what a user can run by hand. Ctrl-C stops
+the children in a safe order (the producer first, so it flushes what is in flight) and
+then the servers this run started; servers that were already running are left alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.errors import ClickstreamError
+from services.stack.readiness import tail, wait_until
+from services.stack.stack import LocalStack
+from shared.settings import Settings
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    log: Path
+    proc: subprocess.Popen | None = None
+    stop_signal: int = signal.SIGTERM
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            banner = f"\n==== {' '.join(self.args)} at {time.strftime('%H:%M:%S')} ====\n"
+            out.write(banner.encode())
+            out.flush()
+            # own session: the terminal's Ctrl-C reaches us only, and we stop children in order
+            self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args],
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 60.0) -> bool:
+        if not self.alive():
+            return False
+        self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        return True
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    dashboard: bool = True
+    rate: float = 500.0
+    echo: object = print
+    children: list[Child] = field(default_factory=list)
+
+    def _child(self, name: str, *args: str, stop_signal=signal.SIGTERM) -> Child:
+        c = Child(name, list(args), self.settings.data_dir / "logs" / f"{name}.log",
+                  stop_signal=stop_signal)
+        self.children.append(c)
+        return c
+
+    def run(self, duration: float | None = None) -> None:
+        stack = LocalStack(self.settings, ["kafka", "cassandra"], echo=self.echo)
+        before = {s.name for s in stack.servers() if s.running()}
+        t0 = time.monotonic()
+        started_servers: list[str] = []
+        try:
+            stack.up()
+            started_servers = [s.name for s in stack.servers() if s.name not in before]
+            self._child("processor", "process", "--mode", "stream").start()
+            # SIGINT: the producer's own Ctrl-C path, which flushes what is in flight
+            self._child("producer", "produce", "--rate", f"{self.rate:g}",
+                        stop_signal=signal.SIGINT).start()
+            if self.dashboard:
+                self._child("dashboard", "dashboard").start()
+                url = f"http://{self.settings.dashboard_host}:{self.settings.dashboard_port}"
+                wait_until(lambda: urllib.request.urlopen(f"{url}/liveness", timeout=2),
+                           60, f"dashboard at {url}", log=self.children[-1].log,
+                           alive=self.children[-1].alive)
+                self.echo(f"dashboard: {url}  ({time.monotonic() - t0:.0f}s after start)")
+            self.echo("logs: " + ", ".join(str(c.log) for c in self.children))
+            self.echo("Ctrl-C stops everything this run started")
+            self._watch(duration)
+        except KeyboardInterrupt:
+            self.echo("\ninterrupted")
+        finally:
+            self._shutdown(stack, started_servers)
+
+    def _watch(self, duration: float | None) -> None:
+        end = None if duration is None else time.monotonic() + duration
+        last_total, last_t = None, time.monotonic()
+        while end is None or time.monotonic() < end:
+            time.sleep(5)
+            for c in self.children:
+                if not c.alive():
+                    raise ClickstreamError(
+                        f"{c.name} exited with {c.proc.returncode}; last lines of {c.log}:\n"
+                        + tail(c.log, 20))
+            total = events_in_topic(self.settings)
+            now = time.monotonic()
+            if total is not None and last_total is not None:
+                rate = (total - last_total) / (now - last_t)
+                self.echo(f"{total:,} events in {self.settings.kafka_topic} ({rate:,.0f}/s)")
+            last_total, last_t = total, now
+
+    def _shutdown(self, stack: LocalStack, started_servers: list[str]) -> None:
+        stopped = [c.name for c in self.children if c.stop()]
+        for s in reversed(stack.servers()):
+            if s.name in started_servers and s.stop():
+                stopped.append(s.name)
+        self.echo("stopped " + (", ".join(stopped) if stopped else "nothing"))
+
+
+def events_in_topic(settings: Settings) -> int | None:
+    """Sum of the topic's end offsets (events ever produced), or None if unreachable."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                 enable_auto_commit=False, request_timeout_ms=5000)
+    except Exception:  # noqa: BLE001 - progress is best effort; the children report errors
+        return None
+    try:
+        parts = consumer.partitions_for_topic(settings.kafka_topic) or set()
+        tps = [TopicPartition(settings.kafka_topic, p) for p in parts]
+        return sum(consumer.end_offsets(tps).values()) if tps else 0
+    finally:
+        consumer.close()

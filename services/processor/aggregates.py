@@ -1,0 +1,355 @@
+"""Every aggregate, defined once, as pure functions of a Spark DataFrame of events (no I/O).
+
+Both runners use the same functions: the batch runner on a static read of the CSV days,
+the stream runner on the Kafka stream (after watermark and dedup).
+
+Shape (DESIGN.md section 6, layout D): `tag_rows` turns each event into up to one tagged
+row per aggregate -- (agg, window start/end, two key slots, metric slots) -- and `reduce`
+folds all of them with ONE groupBy. Every metric is a sum, min, max or bit-or of a per-event
+contribution, so the groupBy holds final running totals (replay-safe upserts, no merge on
+read). `table_rows` projects one aggregate's rows onto its Cassandra table columns.
+
+Input contract (`events`): the columns of `shared.events.FIELDS` (`timestamp` as a
+timestamp) plus two weights:
+  _event       1 if the row is a distinct event that counts, 0 for a delivery marker only
+  _deliveries  how many received messages the row stands for (data-quality raw counts)
+The batch runner sends one row per event_id with _event=1, _deliveries=copies; the stream
+runner sends each deduplicated event (1, 0) plus one marker per received message (0, 1).
+
+Two aggregates are second-level, folded from the sessions rows instead of the events:
+`funnel_hourly` and `campaign_conversion` (`from_sessions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from shared import tables as tb
+from shared.events import PAGES
+
+# --------------------------------------------------------------------------- slots
+# The tagged rows of all aggregates share one struct type: a fixed set of metric slots per
+# reduction. Each aggregate uses the first few slots of each kind.
+SUM, MIN_TS, MAX_TS, BITS, MAX_STR = "sum", "min_ts", "max_ts", "bits", "max_str"
+SLOTS: dict[str, tuple[int, T.DataType, Callable[[str], Column]]] = {
+    # kind: (number of slots, type, reducer)
+    SUM: (6, T.LongType(), F.sum),
+    MIN_TS: (1, T.TimestampType(), F.min),
+    MAX_TS: (1, T.TimestampType(), F.max),
+    BITS: (1, T.LongType(), F.bit_or),
+    MAX_STR: (4, T.StringType(), F.max),
+}
+N_KEYS = 2
+NONE = "(none)"  # stands in for a missing key value (Cassandra keys cannot be null)
+
+# bits of the sessions' bit-or: pages visited (0..6) and funnel stages reached (8..11)
+PAGE_BIT = {p: 1 << i for i, p in enumerate(PAGES)}
+STAGE_BITS = {"reached_product": 1 << 8, "reached_cart": 1 << 9,
+              "reached_checkout": 1 << 10, "converted": 1 << 11}
+
+
+def slot_names(kind: str) -> list[str]:
+    return [f"{kind}{i}" for i in range(SLOTS[kind][0])]
+
+
+ALL_SLOTS = [s for kind in SLOTS for s in slot_names(kind)]
+TAG_FIELDS = ["agg", "wstart", "wend", *(f"k{i}" for i in range(N_KEYS)), *ALL_SLOTS]
+
+
+# --------------------------------------------------------------------------- specs
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the column it becomes in the tables that take it
+    kind: str  # one of SLOTS
+    expr: Callable[[], Column]  # per-row contribution over `prepare`d columns
+
+
+@dataclass(frozen=True)
+class Output:
+    """One table filled from an aggregate's rows: which metrics it takes, how to finish."""
+    table: tb.Table
+    metrics: tuple[str, ...]
+    finish: Callable[[DataFrame], DataFrame] | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One tagged row per contributing event: (window, keys) -> metrics. Tables with the
+    same window, keys and filter share one aggregate (fewer rows through the groupBy)."""
+    name: str
+    window_seconds: int
+    where: Callable[[], Column]  # which rows contribute
+    keys: tuple[tuple[str, Callable[[], Column]], ...]
+    metrics: tuple[Metric, ...]
+    outputs: tuple[Output, ...]
+
+    def slot_of(self) -> dict[str, str]:
+        """metric name -> slot column (first free slot of its kind)."""
+        used: dict[str, int] = {}
+        out = {}
+        for m in self.metrics:
+            i = used.get(m.kind, 0)
+            if i >= SLOTS[m.kind][0]:
+                raise ValueError(f"{self.name}: more than {i} {m.kind} metrics")
+            used[m.kind] = i + 1
+            out[m.name] = f"{m.kind}{i}"
+        return out
+
+
+def c(name: str) -> Callable[[], Column]:
+    return lambda: F.col(name)
+
+
+def one() -> Column:
+    return F.lit(1)
+
+
+def is_event() -> Column:
+    return F.col("_event") == 1
+
+
+def with_campaign() -> Column:
+    return is_event() & F.col("utm_campaign").isNotNull()
+
+
+def with_product() -> Column:
+    return is_event() & F.col("product_id").isNotNull()
+
+
+def none_if_null(name: str) -> Callable[[], Column]:
+    return lambda: F.coalesce(F.col(name), F.lit(NONE))
+
+
+WINDOWS = (60, 300, 600, 3600, 86400)
+
+
+def prepare(events: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
+    """Per-event columns computed ONCE (windows, flags, amounts), so that the tagged rows
+    only reference columns. `extra`: more columns to keep (the stream's dead-letter data)."""
+    action, page = F.col("action"), F.col("page")
+    flag = lambda cond: F.when(cond, 1).otherwise(0)  # noqa: E731
+    buy = action == "purchase"
+    atc = action == "add_to_cart"
+    page_bit = F.coalesce(*(F.when(page == p, F.lit(b)) for p, b in PAGE_BIT.items()), F.lit(0))
+    stage = (F.when((page == "product") & (action == "view"), STAGE_BITS["reached_product"])
+             .when(atc, STAGE_BITS["reached_cart"])
+             .when(action == "begin_checkout", STAGE_BITS["reached_checkout"])
+             .when(buy, STAGE_BITS["converted"]).otherwise(0))
+    cols = [
+        "timestamp", "session_id", "user_id", "page", "product_id", "utm_campaign",
+        "utm_source", "device_type", "page_duration_ms", "_event", "_deliveries",
+        flag(action == "view").alias("is_view"),
+        flag((page == "product") & (action == "view")).alias("is_pview"),
+        flag(atc).alias("is_atc"),
+        flag(buy).alias("is_buy"),
+        F.when(buy, F.coalesce("quantity", F.lit(0))).otherwise(0).cast("long")
+        .alias("buy_units"),
+        F.when(buy, F.coalesce("revenue_cents", F.lit(0))).otherwise(0).cast("long")
+        .alias("buy_cents"),
+        F.when(atc, F.coalesce("quantity", F.lit(0))).otherwise(0).cast("long")
+        .alias("cart_units"),
+        page_bit.bitwiseOR(stage).cast("long").alias("sbits"),
+        *extra,
+    ]
+    out = events.select(*cols)
+    us = F.unix_micros("timestamp")
+    for w in WINDOWS:
+        start = us - F.pmod(us, F.lit(w * 1_000_000))
+        out = out.withColumn(f"w{w}", F.timestamp_micros(start)).withColumn(
+            f"we{w}", F.timestamp_micros(start + F.lit(w * 1_000_000)))
+    return out
+
+
+def _finish_data_quality(df: DataFrame) -> DataFrame:
+    return df.withColumn("duplicates", F.col("raw_events") - F.col("events"))
+
+
+def _finish_sessions(df: DataFrame) -> DataFrame:
+    bits = F.col("bits")
+    pages = sum((bits.bitwiseAND(b) != 0).cast("int") for b in PAGE_BIT.values())
+    return (
+        df.withColumn("duration_ms",
+                      (F.unix_millis("end_ts") - F.unix_millis("start_ts")).cast("long"))
+        .withColumn("pages", pages.cast("int"))
+        .withColumns({k: bits.bitwiseAND(b) != 0 for k, b in STAGE_BITS.items()})
+        .withColumn("bounced", F.col("pages") == 1)
+        .withColumn("utm_campaign", F.coalesce("utm_campaign", F.lit(NONE)))
+        .withColumn("utm_source", F.coalesce("utm_source", F.lit(NONE)))
+    )
+
+
+W = tb  # short alias for the table specs below
+HOUR = 3600
+AGGREGATES: tuple[Aggregate, ...] = (
+    Aggregate("page_minute", 60, is_event, (("page", c("page")),),
+              (Metric("page_views", SUM, c("is_view")),),
+              (Output(W.TIME_AGG, ("page_views",)),)),
+    Aggregate("campaign_5min", 300, with_campaign,
+              (("utm_campaign", c("utm_campaign")), ("utm_source", none_if_null("utm_source"))),
+              (Metric("events", SUM, one),),
+              (Output(W.CAMPAIGN_EVENTS, ("events",)),)),
+    Aggregate("campaign_hourly", HOUR, with_campaign, (("utm_campaign", c("utm_campaign")),),
+              (Metric("add_to_cart", SUM, c("is_atc")), Metric("purchases", SUM, c("is_buy"))),
+              (Output(W.CAMPAIGN_ACTIONS, ("add_to_cart", "purchases")),)),
+    # product detail views are page=product & action=view (the original's were always 0)
+    Aggregate("product_hourly", HOUR, with_product, (("product_id", c("product_id")),),
+              (Metric("views", SUM, c("is_pview")), Metric("add_to_cart", SUM, c("is_atc")),
+               Metric("purchases", SUM, c("is_buy")), Metric("buy_units", SUM, c("buy_units")),
+               Metric("revenue_cents", SUM, c("buy_cents")),
+               Metric("cart_units", SUM, c("cart_units"))),
+              (Output(W.PRODUCT_VIEWS, ("views",)),
+               Output(W.PRODUCT_ACTIONS, ("views", "add_to_cart")),
+               Output(W.PRODUCT_PURCHASES, ("purchases", "buy_units:units", "revenue_cents")),
+               Output(W.PRODUCT_CART_ADDITIONS, ("add_to_cart:cart_additions",
+                                                 "cart_units:units")))),
+    Aggregate("page_10min", 600, is_event, (("page", c("page")),),
+              (Metric("duration_ms_sum", SUM, c("page_duration_ms")), Metric("events", SUM, one)),
+              (Output(W.AGG_DURATION, ("duration_ms_sum", "events")),)),
+    Aggregate("site_hourly", HOUR, is_event, (),
+              (Metric("page_views", SUM, c("is_view")), Metric("purchases", SUM, c("is_buy")),
+               Metric("units", SUM, c("buy_units")),
+               Metric("revenue_cents", SUM, c("buy_cents"))),
+              (Output(W.WEBSITE_VIEWS, ("page_views",)),
+               Output(W.REVENUE_HOURLY, ("purchases", "units", "revenue_cents")))),
+    Aggregate("device_hourly", HOUR, is_event, (("device_type", c("device_type")),),
+              (Metric("page_views", SUM, c("is_view")),),
+              (Output(W.DEVICE_DISTRIBUTION, ("page_views",)),)),
+    # every received message (_deliveries) vs every distinct event (_event)
+    Aggregate("quality_minute", 60, lambda: (F.col("_event") + F.col("_deliveries")) > 0, (),
+              (Metric("raw_events", SUM, c("_deliveries")), Metric("events", SUM, c("_event"))),
+              (Output(W.DATA_QUALITY, ("raw_events", "events"), _finish_data_quality),)),
+    Aggregate("session_day", 86400, is_event, (("session_id", c("session_id")),),
+              (Metric("start_ts", MIN_TS, c("timestamp")),
+               Metric("end_ts", MAX_TS, c("timestamp")),
+               Metric("events", SUM, one),
+               Metric("revenue_cents", SUM, c("buy_cents")),
+               Metric("bits", BITS, c("sbits")),
+               Metric("user_id", MAX_STR, c("user_id")),
+               Metric("utm_campaign", MAX_STR, c("utm_campaign")),
+               Metric("utm_source", MAX_STR, c("utm_source")),
+               Metric("device_type", MAX_STR, c("device_type"))),
+              (Output(W.SESSIONS, ("start_ts", "end_ts", "events", "revenue_cents", "bits",
+                                   "user_id", "utm_campaign", "utm_source", "device_type"),
+                      _finish_sessions),)),
+)
+#: table name -> (aggregate, output)
+BY_TABLE: dict[str, tuple[Aggregate, Output]] = {
+    o.table.name: (a, o) for a in AGGREGATES for o in a.outputs}
+FIRST_LEVEL = tuple(BY_TABLE)
+SECOND_LEVEL = ("funnel_hourly", "campaign_conversion")  # folded from sessions rows
+
+
+# --------------------------------------------------------------------------- windows
+def window_start(ts: Column, seconds: int) -> Column:
+    """Start of the tumbling window of `seconds` holding `ts` (aligned to the epoch, UTC)."""
+    us = F.unix_micros(ts)
+    return F.timestamp_micros(us - F.pmod(us, F.lit(seconds * 1_000_000)))
+
+
+# --------------------------------------------------------------------------- tagging
+def tag_struct(agg: str | Column, wstart: Column, wend: Column, keys: list[Column],
+               slots: dict[str, Column]) -> Column:
+    """A tagged row as a struct of TAG_FIELDS; unused keys and slots are null."""
+    fields = [F.lit(agg).alias("agg") if isinstance(agg, str) else agg.alias("agg"),
+              wstart.alias("wstart"), wend.alias("wend")]
+    for i in range(N_KEYS):
+        fields.append((keys[i] if i < len(keys) else F.lit(None)).cast("string").alias(f"k{i}"))
+    for kind, (_, dtype, _) in SLOTS.items():
+        for s in slot_names(kind):
+            fields.append((slots[s] if s in slots else F.lit(None)).cast(dtype).alias(s))
+    return F.struct(*fields)
+
+
+def _tag(a: Aggregate) -> Column:
+    slot_of = a.slot_of()
+    slots = {slot_of[m.name]: m.expr() for m in a.metrics}
+    row = tag_struct(a.name, F.col(f"w{a.window_seconds}"), F.col(f"we{a.window_seconds}"),
+                     [k() for _, k in a.keys], slots)
+    return F.when(a.where(), row)
+
+
+def tag_rows(events: DataFrame, aggregates: tuple[Aggregate, ...] = AGGREGATES,
+             extra: list[Column] = (), keep: tuple[str, ...] = ()) -> DataFrame:
+    """Each event -> one tagged row per aggregate it contributes to (columns TAG_FIELDS).
+
+    `extra`: more `tag_struct` columns (null when not applicable) over the `keep` columns,
+    e.g. the stream's dead letters."""
+    prepared = prepare(events, keep)
+    structs = [*(_tag(a) for a in aggregates), *extra]
+    tagged = prepared.select(F.explode(F.array(*structs)).alias("r"))
+    return tagged.where(F.col("r").isNotNull()).select("r.*")
+
+
+def reduce(tagged: DataFrame, wend: Column | None = None) -> DataFrame:
+    """ONE groupBy over all tagged rows: (agg, window, keys) -> reduced slots.
+
+    `wend` lets the stream runner pass the window end carrying the watermark marker.
+    """
+    aggs = [SLOTS[kind][2](s).alias(s) for kind in SLOTS for s in slot_names(kind)]
+    if wend is not None:
+        # a projection, not a grouping alias: the analyser strips aliases (and their
+        # metadata) from grouping expressions
+        tagged = tagged.select(*(wend if f == "wend" else F.col(f) for f in TAG_FIELDS))
+    keys = ["agg", "wstart", "wend", *(f"k{i}" for i in range(N_KEYS))]
+    return tagged.groupBy(*keys).agg(*aggs)
+
+
+def table_rows(reduced: DataFrame, name: str) -> DataFrame:
+    """The rows of table `name`, with exactly its columns (in table order)."""
+    a, out = BY_TABLE[name]
+    slot_of = a.slot_of()
+    cols = [F.to_date("wstart").alias(tb.DAY)]
+    if out.table.time_column:
+        cols.append(F.col("wstart").alias(tb.WINDOW_START))
+    cols += [F.col(f"k{i}").alias(k) for i, (k, _) in enumerate(a.keys)]
+    for m in out.metrics:
+        metric, _, column = m.partition(":")
+        cols.append(F.col(slot_of[metric]).alias(column or metric))
+    df = reduced.where(F.col("agg") == a.name).select(*cols)
+    if out.finish:
+        df = out.finish(df)
+    return df.select(*(_typed(out.table, col) for col in out.table.column_names))
+
+
+def from_sessions(sessions: DataFrame, name: str) -> DataFrame:
+    """The second-level aggregates over session rows (table `sessions` columns)."""
+    hour = window_start(F.col("start_ts"), 3600)
+    s = sessions.withColumn("wstart", hour)
+    flag = lambda col: F.sum(F.col(col).cast("long"))  # noqa: E731
+    if name == "funnel_hourly":
+        df = s.groupBy("wstart").agg(
+            F.count(F.lit(1)).alias("sessions"), flag("reached_product").alias("reached_product"),
+            flag("reached_cart").alias("reached_cart"),
+            flag("reached_checkout").alias("reached_checkout"),
+            flag("converted").alias("purchased"))
+    elif name == "campaign_conversion":
+        df = s.groupBy("wstart", F.coalesce("utm_campaign", F.lit(NONE)).alias("utm_campaign"),
+                       F.coalesce("utm_source", F.lit(NONE)).alias("utm_source")).agg(
+            F.count(F.lit(1)).alias("sessions"), flag("converted").alias("converted"),
+            F.sum("revenue_cents").alias("revenue_cents"))
+    else:
+        raise KeyError(name)
+    df = df.withColumn(tb.DAY, F.to_date("wstart")).withColumnRenamed("wstart", tb.WINDOW_START)
+    return df.select(*(_typed(tb.table(name), col) for col in tb.table(name).column_names))
+
+
+_CQL_TO_SPARK = {"bigint": "long", "int": "int", "text": "string", "boolean": "boolean",
+                 "timestamp": "timestamp", "date": "date"}
+
+
+def _typed(table: tb.Table, col: str) -> Column:
+    return F.col(col).cast(_CQL_TO_SPARK[table.cql_type(col)]).alias(col)
+
+
+def all_tables(events: DataFrame) -> dict[str, DataFrame]:
+    """Every analytics table's rows (batch convenience): name -> DataFrame."""
+    reduced = reduce(tag_rows(events))
+    out = {name: table_rows(reduced, name) for name in FIRST_LEVEL}
+    for name in SECOND_LEVEL:
+        out[name] = from_sessions(out["sessions"], name)
+    return out

@@ -1,0 +1,229 @@
+"""The batch runner: CSV days -> the shared aggregates -> Cassandra `_batch` tables.
+
+    clickstream process --mode batch --input data/days          # a folder of CSV days
+    clickstream process --mode batch --input 'data/days/2026-03-0*.csv'
+    clickstream process --mode batch --input data/days --from 2026-03-01 --to 2026-03-03
+
+Read with the explicit event schema, `mode=FAILFAST` and the shared timestamp format (the
+default mode would turn a bad timestamp into a silent null). Deduplicate by event_id (keeping
+how many copies were received, for data quality), then the same `aggregates` as streaming.
+Writes are upserts through the Spark Cassandra Connector: re-running leaves identical rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.errors import ClickstreamError
+from shared import tables as tb
+from shared.events import ACTIONS, FIELD_NAMES, PAGES, SPARK_TIMESTAMP_FORMAT, spark_schema
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- inputs
+def resolve_inputs(input: str | Path, day_from: dt.date | None = None,
+                   day_to: dt.date | None = None) -> list[Path]:
+    """The CSV files of `input` (folder, file or glob), optionally only days in [from, to].
+
+    Day files are named by their UTC day (YYYY-MM-DD somewhere in the name); with a date
+    range, files whose name carries no date are an error (we cannot tell their day).
+    """
+    p = Path(input)
+    if p.is_dir():
+        files = sorted(p.glob("*.csv"))
+    elif p.is_file():
+        files = [p]
+    else:
+        files = sorted(Path(f) for f in glob.glob(str(input)))
+    if day_from or day_to:
+        picked = []
+        for f in files:
+            day = _day_of(f)
+            if day is None:
+                raise ClickstreamError(f"{f}: no YYYY-MM-DD in the file name, cannot filter "
+                                       "by --from/--to")
+            if (day_from is None or day >= day_from) and (day_to is None or day <= day_to):
+                picked.append(f)
+        files = picked
+    if not files:
+        raise ClickstreamError(f"no CSV files at {input}" + (
+            f" between {day_from} and {day_to}" if day_from or day_to else "") +
+            ": generate some with `clickstream generate --days 1 --out DIR`")
+    return files
+
+
+def _day_of(path: Path) -> dt.date | None:
+    import re
+
+    m = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
+    return dt.date.fromisoformat(m.group(1)) if m else None
+
+
+def read_csv_days(spark, files: list[Path]):
+    """The raw deliveries (duplicates included) with the shared schema; fails fast."""
+    return (
+        spark.read.schema(spark_schema())
+        .option("header", "true")
+        .option("mode", "FAILFAST")
+        .option("timestampFormat", SPARK_TIMESTAMP_FORMAT)
+        .option("enforceSchema", "false")  # the header must match the schema's names
+        .csv([str(f) for f in files])
+    )
+
+
+# --------------------------------------------------------------------------- pure steps
+def invalid_rows_marked(raw):
+    """Rows that parse but break the schema's rules (nulls in required fields, unknown
+    page/action), with a reason column."""
+    from pyspark.sql import functions as F
+
+    from shared.events import FIELDS
+
+    checks = [(F.col(f.name).isNull(), f"{f.name} is null") for f in FIELDS if not f.nullable]
+    checks += [(~F.col("page").isin(*PAGES), "unknown page"),
+               (~F.col("action").isin(*ACTIONS), "unknown action")]
+    reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
+    # touch every column, so that FAILFAST parses (and checks) all of them
+    return raw.withColumn("reason", reason).withColumn("_all", F.hash(*FIELD_NAMES))
+
+
+#: the event columns the aggregates read (the batch job reads only these after validating)
+AGGREGATED_COLUMNS = ("event_id", "timestamp", "user_id", "session_id", "page", "action",
+                      "product_id", "utm_source", "utm_campaign", "device_type",
+                      "page_duration_ms", "quantity", "revenue_cents")
+
+
+def distinct_events(raw, columns: tuple[str, ...] = FIELD_NAMES):
+    """One row per event_id (first copy) with _event=1 and _deliveries = copies received."""
+    from pyspark.sql import functions as F
+
+    others = [n for n in columns if n != "event_id"]
+    return (
+        raw.groupBy("event_id")
+        .agg(F.first(F.struct(*others)).alias("e"), F.count(F.lit(1)).alias("_deliveries"))
+        .select("event_id", *(F.col(f"e.{n}").alias(n) for n in others),
+                F.lit(1).alias("_event"), "_deliveries")
+        .select(*columns, "_event", "_deliveries")
+    )
+
+
+def validate(raw) -> tuple[int, int, str | None]:
+    """One full pass over every column (FAILFAST parses all of them): (rows, invalid rows,
+    an example reason)."""
+    from pyspark.sql import functions as F
+
+    checked = invalid_rows_marked(raw)
+    r = checked.agg(F.count("_all"), F.count("reason"),
+                    F.first(F.when(F.col("reason").isNotNull(),
+                                   F.concat_ws(": ", "event_id", "reason")),
+                            ignorenulls=True)).collect()
+    return r[0][0], r[0][1], r[0][2]
+
+
+def batch_tables(raw) -> dict:
+    """raw deliveries -> {table name (without _batch): DataFrame}. Pure."""
+    from services.processor import aggregates
+
+    return aggregates.all_tables(distinct_events(raw))
+
+
+# --------------------------------------------------------------------------- runner
+@dataclass
+class BatchResult:
+    files: int
+    input_rows: int
+    rows_written: dict[str, int]
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.input_rows / self.seconds if self.seconds else 0.0
+
+
+def write_table(df, keyspace: str, name: str) -> None:
+    """Upsert rows into `keyspace.name` (the connector's append = CQL INSERT = upsert)."""
+    (df.write.format("org.apache.spark.sql.cassandra")
+     .options(keyspace=keyspace, table=name)
+     .mode("append").save())
+
+
+def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = None,
+              day_to: dt.date | None = None, master: str | None = None,
+              spark=None) -> BatchResult:
+    """Aggregate the CSV days at `input` into the `_batch` tables. Returns what was done."""
+    from pyspark.sql import functions as F
+    from pyspark.storagelevel import StorageLevel
+
+    from services.processor import aggregates
+    from services.processor.session import build_session
+
+    files = resolve_inputs(input, day_from, day_to)
+    own = spark is None
+    spark = spark or build_session(settings, "clickstream-batch", master)
+    t0 = time.monotonic()
+    try:
+        raw = read_csv_days(spark, files)
+        try:
+            input_rows, invalid, example = validate(raw)  # FAILFAST errors surface here
+        except Exception as e:  # Spark wraps the malformed-record error deep in the cause
+            raise ClickstreamError(f"cannot read the CSV days at {input}: "
+                                   f"{_first_line(e)}") from None
+        if invalid:
+            raise ClickstreamError(f"{input}: {invalid} rows break the event schema, e.g. "
+                                   f"{example}")
+        # second pass: only the columns the aggregates need (CSV column pruning)
+        events = distinct_events(raw.select(*AGGREGATED_COLUMNS), AGGREGATED_COLUMNS)
+        reduced = aggregates.reduce(aggregates.tag_rows(events)).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        written = {}
+        sessions = None
+        for name in aggregates.FIRST_LEVEL:
+            df = aggregates.table_rows(reduced, name)
+            if name == "sessions":
+                sessions = df.persist(StorageLevel.MEMORY_AND_DISK)
+                df = sessions
+            write_table(df, settings.cassandra_keyspace, tb.table(name).batch().name)
+            written[tb.table(name).batch().name] = df.count()
+        for name in aggregates.SECOND_LEVEL:
+            df = aggregates.from_sessions(sessions, name)
+            write_table(df, settings.cassandra_keyspace, tb.table(name).batch().name)
+            written[tb.table(name).batch().name] = df.count()
+        quality, _ = aggregates.BY_TABLE["data_quality"]
+        events_slot = quality.slot_of()["events"]
+        distinct = reduced.where(F.col("agg") == quality.name).agg(
+            F.sum(events_slot)).collect()[0][0] or 0
+        seconds = time.monotonic() - t0
+        _write_ingest_quality(spark, settings, input_rows, input_rows - distinct)
+        reduced.unpersist()
+        return BatchResult(len(files), input_rows, written, seconds)
+    finally:
+        if own:
+            spark.stop()
+
+
+def _write_ingest_quality(spark, settings: Settings, input_rows: int, duplicates: int) -> None:
+    now = dt.datetime.now(dt.UTC)
+    row = [(now.date(), f"batch-{uuid.uuid4()}", 0, now, input_rows, 0, 0, duplicates)]
+    df = spark.createDataFrame(row, schema=", ".join(
+        f"{c.name} {_SPARK_DDL[c.cql_type]}" for c in tb.INGEST_QUALITY.columns))
+    write_table(df, settings.cassandra_keyspace, tb.INGEST_QUALITY.name)
+
+
+_SPARK_DDL = {"bigint": "bigint", "int": "int", "text": "string", "boolean": "boolean",
+              "timestamp": "timestamp", "date": "date"}
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    for line in text:
+        if "Malformed" in line or "Exception" in line:
+            return line.strip()[:300]
+    return (text[0] if text else type(e).__name__)[:300]

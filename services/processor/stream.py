@@ -1,0 +1,389 @@
+"""The stream runner: Kafka -> parse once -> dedup within the watermark -> ONE stateful
+groupBy over tagged rows (DESIGN.md section 6, layout D) -> foreachBatch upserts.
+
+    clickstream process --mode stream                      # local[*], settings' Kafka/Cassandra
+    clickstream process --mode stream --master spark://127.0.0.1:7077 --trigger 5
+
+Steps (each a function below, so that tests can run them on a file source and a memory sink):
+  read      Kafka records: payload, partition, offset, record timestamp
+  parse     from_json with the shared schema, once; a `reason` for every bad record
+  mark      each valid record -> an `event` row (deduplicated by event_id) and a `delivery`
+            row (one per received message, for data quality); each bad one -> a `dead` row
+  dedup     dropDuplicates(key, event time) with the watermark: duplicates of an event_id
+            within the watermark are dropped; events older than the watermark are dropped
+            here, whole, and counted in `ingest_quality.late_dropped` (never silently)
+  tag       the shared aggregates' tagged rows + one row per dead record
+  reduce    the shared ONE groupBy, update mode: state holds final running totals, so a
+            replayed micro-batch rewrites identical rows (idempotent upserts)
+  sink      foreachBatch: route rows to their tables; dead rows to `dead_letter`; every
+            `processor_second_level_seconds`, refresh funnel_hourly / campaign_conversion
+            from the sessions rows of the days touched
+
+Watermark marker (not a public API): Spark evicts aggregation state, and filters late input,
+by the grouping column that carries the `spark.watermarkDelayMs` metadata (`window()` sets it
+on its struct). Our windows have several lengths in one column, so `reduce` aliases the row's
+window END with that metadata; dedup uses the event time (plus the same marker). A unit test
+(test_processor_stream.py::test_processor_stream_state_shrinks) fails if state stops shrinking.
+
+Dead rows have no event time: their marker is null, so they are never late-dropped and stay in
+state (one small row per bad message, ~100 bytes) -- a deliberate trade for never losing one.
+
+Failure policy for Cassandra: a failed write fails the micro-batch, the query stops and the
+command exits non-zero, loudly; the batch was not committed, so a restart from the checkpoint
+replays it and the upserts leave exact totals (tested in integration_tests).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from shared import tables as tb
+from shared.events import ACTIONS, FIELDS, PAGES, SPARK_TIMESTAMP_FORMAT, spark_schema
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WATERMARK_KEY = "spark.watermarkDelayMs"
+Sink = Callable[[str, "DataFrame"], None]  # noqa: F821  (table name, rows) -> None
+
+
+# --------------------------------------------------------------------------- read
+def read_kafka(spark, settings: Settings, max_offsets: int | None = None):
+    """The topic as (payload, partition, offset, kafka_ts, topic)."""
+    from pyspark.sql import functions as F
+
+    df = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", settings.kafka_topic)
+        .option("startingOffsets", settings.processor_starting_offsets)
+        .option("maxOffsetsPerTrigger",
+                str(max_offsets or settings.processor_max_offsets_per_trigger))
+        .option("failOnDataLoss", "true")
+        .option("kafka.request.timeout.ms", "30000")
+        .option("kafka.default.api.timeout.ms", "60000")
+        .load()
+    )
+    return df.select(F.col("value").cast("string").alias("payload"), "partition", "offset",
+                     F.col("timestamp").alias("kafka_ts"), "topic")
+
+
+# --------------------------------------------------------------------------- parse
+def parse(records):
+    """(payload, partition, offset, kafka_ts, topic) -> + `e` (event struct) and `reason`
+    (null for a valid event). Pure; works on static and streaming frames."""
+    from pyspark.sql import functions as F
+
+    e = F.from_json("payload", spark_schema(), {"timestampFormat": SPARK_TIMESTAMP_FORMAT,
+                                                "mode": "PERMISSIVE"})
+    # PERMISSIVE from_json gives an all-null struct (not a null) for text that is not JSON
+    nothing = F.coalesce(*(F.col(f"e.{f.name}").cast("string") for f in FIELDS)).isNull()
+    checks = [(F.col("e").isNull() | nothing, "not a JSON object of the event schema")]
+    checks += [(F.col(f"e.{f.name}").isNull(), f"{f.name} is missing, null or not a {f.kind.value}")
+               for f in FIELDS if not f.nullable]
+    checks += [(~F.col("e.page").isin(*PAGES), "unknown page"),
+               (~F.col("e.action").isin(*ACTIONS), "unknown action")]
+    reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
+    return records.withColumn("e", e).withColumn("reason", reason)
+
+
+# --------------------------------------------------------------------------- mark + dedup
+def mark_and_dedup(parsed, watermark_seconds: int):
+    """Watermark on event time; explode each record into its marker rows; drop duplicates."""
+    from pyspark.sql import functions as F
+
+    delay_ms = watermark_seconds * 1000
+    valid = F.col("reason").isNull()
+    pk = F.concat_ws(":", F.col("partition").cast("string"), F.col("offset").cast("string"))
+    markers = F.when(valid, F.array(
+        F.struct(F.lit("event").alias("kind"), F.col("e.event_id").alias("dkey")),
+        F.struct(F.lit("delivery").alias("kind"), F.concat(F.lit("m:"), pk).alias("dkey")),
+    )).otherwise(F.array(F.struct(F.lit("dead").alias("kind"),
+                                  F.concat(F.lit("d:"), pk).alias("dkey"))))
+    rows = (
+        parsed.withColumn("ts", F.col("e.timestamp"))
+        .withWatermark("ts", f"{watermark_seconds} seconds")
+        .withColumn("m", F.explode(markers))
+        .select(
+            F.col("m.kind").alias("kind"), F.col("m.dkey").alias("dkey"),
+            # the only column carrying the watermark marker into dedup (ts itself is dropped)
+            F.when(valid, F.col("ts")).alias("dts", metadata={WATERMARK_KEY: delay_ms}),
+            "e", "reason", "payload", "partition", "offset", "kafka_ts", "topic")
+    )
+    return rows.dropDuplicates(["dkey", "dts"])
+
+
+# --------------------------------------------------------------------------- tag + reduce
+def tag_and_reduce(marked, watermark_seconds: int):
+    """Marker rows -> tagged rows of every aggregate (+ dead letters) -> ONE groupBy."""
+    from pyspark.sql import functions as F
+
+    from services.processor import aggregates as ag
+    from shared.events import FIELD_NAMES
+
+    kind = F.col("kind")
+    events = marked.select(
+        *(F.col(f"e.{n}").alias(n) for n in FIELD_NAMES),
+        F.when(kind == "event", 1).otherwise(0).alias("_event"),
+        F.when(kind == "delivery", 1).otherwise(0).alias("_deliveries"),
+        "kind", "reason", "payload", "partition", "offset", "kafka_ts", "topic",
+    )
+    dead = F.when(kind == "dead", ag.tag_struct(
+        "dead_letter", F.col("kafka_ts"), F.lit(None).cast("timestamp"),
+        [F.col("partition"), F.col("offset")],
+        {"max_str0": F.col("payload"), "max_str1": F.col("reason"),
+         "max_str2": F.col("topic")}))
+    tagged = ag.tag_rows(events, extra=[dead],
+                         keep=("kind", "reason", "payload", "partition", "offset", "kafka_ts",
+                               "topic"))
+    wend = F.col("wend").alias("wend", metadata={WATERMARK_KEY: watermark_seconds * 1000})
+    return ag.reduce(tagged, wend=wend)
+
+
+def build_query_frame(records, watermark_seconds: int):
+    """The whole pure pipeline: Kafka-shaped records -> reduced rows (streaming or static)."""
+    return tag_and_reduce(mark_and_dedup(parse(records), watermark_seconds), watermark_seconds)
+
+
+# --------------------------------------------------------------------------- sink
+def dead_letter_rows(reduced):
+    from pyspark.sql import functions as F
+
+    return reduced.where(F.col("agg") == "dead_letter").select(
+        F.to_date("wstart").alias("day"), F.col("wstart").alias("received_at"),
+        F.concat(F.lit("kafka:"), F.col("max_str2")).alias("source"),
+        F.col("k0").cast("int").alias("kafka_partition"),
+        F.col("k1").cast("long").alias("kafka_offset"),
+        F.col("max_str1").alias("reason"), F.col("max_str0").alias("payload"))
+
+
+class Router:
+    """foreachBatch body: route one micro-batch's updated rows to their tables."""
+
+    def __init__(self, sink: Sink, suffix: str = "", second_level_seconds: float = 0.0,
+                 read_sessions: Callable[[list[dt.date]], DataFrame] | None = None):  # noqa: F821
+        self.sink = sink
+        self.parallel_writes = 4
+        self.suffix = suffix
+        self.second_level_seconds = second_level_seconds
+        self.read_sessions = read_sessions
+        self.pending_days: set[dt.date] = set()
+        self.last_second_level = 0.0
+        self.batches = 0
+        self.dead_letters = 0
+        self.invalid_by_batch: dict[int, int] = {}
+
+    def __call__(self, batch, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+        from pyspark.storagelevel import StorageLevel
+
+        from services.processor import aggregates as ag
+
+        batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            # one Spark job per table; run them concurrently (the jobs are small, the
+            # per-job latency is what adds up). Any failure fails the micro-batch.
+            jobs = [(name + self.suffix, ag.table_rows(batch, name)) for name in ag.FIRST_LEVEL]
+            with ThreadPoolExecutor(self.parallel_writes) as pool:
+                for f in [pool.submit(self.sink, name, df) for name, df in jobs]:
+                    f.result()
+            dead = dead_letter_rows(batch).persist()
+            invalid = dead.count()
+            self.invalid_by_batch[batch_id] = invalid
+            if invalid:
+                self.sink(tb.DEAD_LETTER.name, dead)
+                self.dead_letters += invalid
+            dead.unpersist()
+            sessions, _ = ag.BY_TABLE["sessions"]
+            days = [r[0] for r in batch.where(F.col("agg") == sessions.name)
+                    .select(F.to_date("wstart")).distinct().collect()]
+            self.pending_days.update(days)
+            self.refresh_second_level()
+            self.batches += 1
+        finally:
+            batch.unpersist()
+
+    def refresh_second_level(self, force: bool = False) -> None:
+        """funnel_hourly and campaign_conversion of the touched days, recomputed from the
+        stored sessions rows (so the result is exact and replay-safe)."""
+        from services.processor import aggregates as ag
+
+        if not self.pending_days or self.read_sessions is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_second_level < self.second_level_seconds:
+            return
+        sessions = self.read_sessions(sorted(self.pending_days)).persist()
+        for name in ag.SECOND_LEVEL:
+            self.sink(name + self.suffix, ag.from_sessions(sessions, name))
+        sessions.unpersist()
+        self.pending_days.clear()
+        self.last_second_level = now
+
+
+def cassandra_sink(keyspace: str) -> Sink:
+    from services.processor.batch import write_table
+
+    def sink(name: str, df) -> None:
+        write_table(df, keyspace, name)
+
+    return sink
+
+
+def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
+    def read(days: list[dt.date]):
+        from pyspark.sql import functions as F
+
+        df = (spark.read.format("org.apache.spark.sql.cassandra")
+              .options(keyspace=keyspace, table=table).load())
+        return df.where(F.col("day").isin(*days))  # partition-key pushdown: no scan
+
+    return read
+
+
+# --------------------------------------------------------------------------- quality
+class QualityListener:
+    """Writes one `ingest_quality` row per micro-batch from the query progress."""
+
+    def __init__(self, write: Callable[[dict], None], router: Router):
+        self.write = write
+        self.router = router
+
+    def on_progress(self, p: dict) -> None:
+        dedup = [s for s in p.get("stateOperators", []) if s.get("operatorName") == "dedupe"]
+        dropped = sum(s.get("numRowsDroppedByWatermark", 0) for s in dedup)
+        duplicates = sum(s.get("customMetrics", {}).get("numDroppedDuplicateRows", 0)
+                         for s in dedup)
+        finished = dt.datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00"))
+        self.write({
+            "day": finished.date(), "run_id": p["runId"], "batch_id": p["batchId"],
+            "finished_at": finished, "input_rows": p.get("numInputRows", 0),
+            "invalid": self.router.invalid_by_batch.pop(p["batchId"], 0),
+            # each valid message is two marker rows (event + delivery) with its event time
+            "late_dropped": dropped // 2,
+            # duplicates of the event marker only (delivery markers are unique)
+            "duplicates_dropped": duplicates,
+        })
+
+
+def cassandra_quality_writer(settings: Settings):
+    from services.stack.cql import connect
+
+    cluster, session = connect(settings, settings.cassandra_keyspace)
+    cols = tb.INGEST_QUALITY.column_names
+    stmt = session.prepare(f"INSERT INTO {tb.INGEST_QUALITY.name} ({', '.join(cols)}) "
+                           f"VALUES ({', '.join('?' for _ in cols)})")
+
+    def write(row: dict) -> None:
+        session.execute(stmt, [row[c] for c in cols])
+
+    write.shutdown = cluster.shutdown  # type: ignore[attr-defined]
+    return write
+
+
+# --------------------------------------------------------------------------- runner
+def start_query(records, router: Router, checkpoint: Path, trigger_seconds: float | None,
+                watermark_seconds: int, name: str = "clickstream-processor",
+                available_now: bool = False):
+    """Start the streaming query over `records` (Kafka-shaped) with `router` as sink."""
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    writer = (
+        build_query_frame(records, watermark_seconds)
+        .writeStream.queryName(name)
+        .outputMode("update")
+        .option("checkpointLocation", str(checkpoint))
+        .foreachBatch(router)
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    elif trigger_seconds:
+        writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
+    return writer.start()
+
+
+def configure_state(spark) -> None:
+    """RocksDB state store: state lives on disk, so the driver/executor heap stays flat."""
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass",
+                   "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+    spark.conf.set("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled",
+                   "true")
+
+
+def run_stream(settings: Settings, master: str | None = None,
+               trigger_seconds: float | None = None, watermark_seconds: int | None = None,
+               checkpoint: Path | None = None, max_offsets: int | None = None,
+               available_now: bool = False, timeout: float | None = None) -> Router:
+    """Run the streaming job until it is stopped (Ctrl-C), fails, or -- with
+    `available_now` -- has processed everything in the topic. Returns the router (counts)."""
+    from services.errors import ClickstreamError
+    from services.processor.session import build_session
+
+    trigger_seconds = trigger_seconds or settings.processor_trigger_seconds
+    watermark_seconds = (settings.processor_watermark_seconds if watermark_seconds is None
+                         else watermark_seconds)
+    checkpoint = Path(checkpoint or settings.processor_checkpoint_dir
+                      or settings.data_dir / "checkpoints" / "processor")
+    spark = build_session(settings, "clickstream-stream", master)
+    configure_state(spark)
+    ks = settings.cassandra_keyspace
+    router = Router(cassandra_sink(ks),
+                    second_level_seconds=settings.processor_second_level_seconds,
+                    read_sessions=cassandra_sessions_reader(spark, ks))
+    quality = QualityListener(cassandra_quality_writer(settings), router)
+    query = start_query(read_kafka(spark, settings, max_offsets), router, checkpoint,
+                        trigger_seconds, watermark_seconds, available_now=available_now)
+    log.info("streaming from %s/%s, checkpoint %s", settings.bootstrap_servers,
+             settings.kafka_topic, checkpoint)
+    seen = -1
+    try:
+        deadline = time.monotonic() + timeout if timeout else None
+        while query.isActive:
+            query.awaitTermination(1.0)
+            for p in query.recentProgress:
+                if p["batchId"] > seen and p.get("numInputRows") is not None:
+                    quality.on_progress(p)
+                    seen = p["batchId"]
+            if deadline and time.monotonic() > deadline:
+                query.stop()
+        if query.exception():
+            raise ClickstreamError(f"the streaming query failed: {_first_line(query.exception())}"
+                                   f" -- restart it to resume from {checkpoint}")
+        router.refresh_second_level(force=True)
+        return router
+    except KeyboardInterrupt:
+        query.stop()
+        router.refresh_second_level(force=True)
+        return router
+    except ClickstreamError:
+        raise
+    except Exception as e:  # e.g. Cassandra gone while writing: fail loudly, resumable
+        if query.isActive:
+            query.stop()
+        raise ClickstreamError(f"the streaming job stopped: {_first_line(e)} -- restart it "
+                               f"to resume from {checkpoint}") from None
+    finally:
+        try:
+            quality.write.shutdown()
+        finally:
+            spark.stop()
+
+
+def _first_line(e) -> str:
+    """The informative line of a (possibly Java-wrapped Python) exception message."""
+    import re
+
+    lines = [ln.strip() for ln in str(getattr(e, "desc", None) or e).strip().splitlines()]
+    if any("Traceback" in ln for ln in lines):
+        # foreachBatch failures carry the Python traceback; its last "X: msg" line says it
+        errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Unavailable|"
+                                                 r"NoHostAvailable)\b.*", ln)]
+        if errors:
+            i = len(lines) - 1 - lines[::-1].index(errors[-1])
+            cause = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith(":") else ""
+            return (errors[-1] + " " + cause).strip()[:400]
+    return (lines[0] if lines else type(e).__name__)[:400]
