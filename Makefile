@@ -77,10 +77,13 @@ $(CHROMIUM):
 		echo "error: the browser tests need Chromium at $(CHROMIUM): sudo apt-get install -y chromium fonts-liberation"; exit 1; \
 	fi
 
+# Unit and integration tests run in separate pytest processes: a JVM started by the unit
+# tests' plain SparkSession cannot load the connector jars the integration tests need.
 test: setup $(CHROMIUM) ## Run all tests: unit, then integration against real Kafka, Cassandra and Spark
-	$(BIN)/pytest tests integration_tests $(PYTEST_ARGS)
+	$(BIN)/pytest tests $(PYTEST_ARGS) $(if $(JUNIT),--junitxml=$(JUNIT)/unit.xml)
+	$(BIN)/pytest integration_tests $(PYTEST_ARGS) $(if $(JUNIT),--junitxml=$(JUNIT)/integration.xml)
 
-test-unit: setup ## Unit tests only (no servers, seconds)
+test-unit: setup ## Unit tests only (no servers)
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 test-integration: setup $(CHROMIUM) ## Integration tests only (starts private servers on free ports)
