@@ -48,7 +48,13 @@ def is_listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port() -> int:
-    """A currently free loopback port (for tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A currently free loopback port (for tests), below Linux's ephemeral range
+    (32768+), so the outgoing connections of a busy test run cannot grab it before the
+    server binds it."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        if is_free(port):
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
