@@ -5,7 +5,7 @@ Two halves:
 * `Reader` -- the only thing that talks to Cassandra. One per server process, one shared
   session, one prepared range SELECT per table (`Table.select_range`), one query per UTC
   day partition, run concurrently. Whole past days are cached (they no longer change);
-  the partitions that can still change are read on every refresh. Never `ALLOW FILTERING`,
+  the partitions that can still change are read on every refresh. No filtering query,
   never a full scan.
 * Pure functions `Snapshot -> DataFrame / dict` (`kpis`, `funnel`, `top_products`, ...)
   that the app renders and the unit tests check on hand-made frames.

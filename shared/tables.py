@@ -5,7 +5,7 @@ dashboard's reads (`Table.select_range`) all derive from these specs.
 
 Model (see docs in each spec): every analytics table is partitioned by the UTC day of its
 window (`day`) and clustered by `window_start` (then its keys), so reading one metric over
-a time range is one slice query per day partition -- no `ALLOW FILTERING`, no full scan:
+a time range is one slice query per day partition -- no filtering query, no full scan:
 
     SELECT ... FROM ks.time_agg WHERE day = ? AND window_start >= ? AND window_start < ?
 
