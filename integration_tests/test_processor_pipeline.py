@@ -198,3 +198,60 @@ def test_processor_batch_on_standalone_cluster_equals_polars_truth(spark_cluster
                 timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_tables_equal_truth(spark_cluster, expected, "_batch")
+
+
+# ------------------------------------------------------------------------------ outage
+def test_processor_stream_cassandra_outage_fails_loudly_then_resumes_exactly(
+        private_settings, tmp_path):
+    """Policy under a Cassandra outage: the micro-batch that cannot write fails, the job
+    exits 1 with one `error:` line naming the checkpoint (it does not hang or drop data);
+    restarted once Cassandra is back, it replays the uncommitted offsets and every
+    streaming table ends exact. Private servers: stopping the shared Cassandra would break
+    the other tests."""
+    from services.processor.testing import generate, polars_events
+    from services.stack.stack import LocalStack
+
+    s = private_settings
+    stack = LocalStack(s, ["kafka", "cassandra"])
+    stack.up()
+    try:
+        events = generate(300, seed=21, span_hours=2.0)
+        half = len(events) // 2
+        produce(s, [encode(e) for e in events[:half]])
+        checkpoint = tmp_path / "ckpt"
+        env = stream_env(s, checkpoint)
+        args = [*CLI, "process", "--mode", "stream", "--trigger", "1", "--max-offsets", "300"]
+        job = subprocess.Popen(args, env=env, cwd=REPO, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            commits = checkpoint / "commits"
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and job.poll() is None:
+                if commits.exists() and len([p for p in commits.iterdir()
+                                             if p.name.isdigit()]) >= 2:
+                    break
+                time.sleep(0.5)
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            stack.servers(["cassandra"])[0].stop()  # Cassandra only; Kafka stays up
+            produce(s, [encode(e) for e in events[half:]])  # work that needs Cassandra
+            _, err = job.communicate(timeout=900)
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+                job.wait()
+        (tmp_path / "outage.log").write_text(err)
+        assert job.returncode == 1, err[-3000:]
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: ") and str(checkpoint) in last, last
+        assert "Traceback" not in err
+
+        LocalStack(s, ["cassandra"]).up(schema=False)
+        r = subprocess.run([*args, "--available-now"], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=1200)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert_tables_equal_truth(s, truth(polars_events(events)), "")
+        # one ingest_quality row per committed micro-batch, none lost in the outage
+        quality = read_table(s, "ingest_quality")
+        assert sum(q[4] for q in quality) == len(events)
+    finally:
+        stack.down()

@@ -66,9 +66,18 @@ def test_processor_tag_rows_one_per_contributing_aggregate(spark):
 
 
 def test_processor_batch_validate_counts_rule_breaking_rows(spark):
-    from services.processor.batch import validate
+    from services.processor.batch import invalid_rows_marked, validate
 
     bad = [dict(EVENTS[0], event_id="z1", page="nowhere"), *EVENTS[1:4]]
-    rows, invalid, example = validate(spark_events(spark, bad))
+    rows, invalid, example = validate(invalid_rows_marked(spark_events(spark, bad)))
     assert (rows, invalid, example) == (4, 1, "z1: unknown page")
-    assert validate(spark_events(spark, EVENTS))[1:] == (0, None)
+    assert validate(invalid_rows_marked(spark_events(spark, EVENTS)))[1:] == (0, None)
+
+
+def test_processor_conflicting_copies_are_found(spark):
+    from services.processor.batch import conflicting_copies
+
+    assert conflicting_copies(distinct_events(spark_events(spark, EVENTS))) == (0, None)
+    changed = dict(EVENTS[1], page_duration_ms=EVENTS[1]["page_duration_ms"] + 1)
+    events = distinct_events(spark_events(spark, [*EVENTS, changed]))
+    assert conflicting_copies(events) == (1, EVENTS[1]["event_id"])

@@ -123,3 +123,30 @@ def test_processor_stream_restart_from_checkpoint_is_exact(tmp_path):
     expected = truth(polars_events(events))
     for name in ("time_agg", "sessions", "data_quality", "funnel_hourly"):
         assert normalise(sink.rows(name)) == normalise(expected[name].rows()), name
+
+
+def test_processor_quality_rows_that_cannot_be_written_are_spooled_then_retried(tmp_path):
+    """A quality row belongs to a committed micro-batch (no replay brings it back): when
+    Cassandra refuses it, it is kept beside the checkpoint and written at the next start."""
+    progress = {"timestamp": "2026-01-01T10:00:05.000Z", "runId": "r1", "batchId": 7,
+                "numInputRows": 42, "stateOperators": [
+                    {"operatorName": "dedupe", "numRowsDroppedByWatermark": 6,
+                     "customMetrics": {"numDroppedDuplicateRows": 2}}]}
+    spool = tmp_path / "ckpt.quality-pending"
+
+    def down(row):
+        raise ConnectionError("Cassandra is down")
+
+    router = stream.Router(MemorySink())
+    with pytest.raises(ConnectionError):
+        stream.QualityListener(down, router, spool=spool).on_progress(progress)
+    assert spool.exists()
+
+    rows = []
+    assert stream.QualityListener(rows.append, router, spool=spool).retry_spooled() == 1
+    assert rows == [{"day": dt.date(2026, 1, 1), "run_id": "r1", "batch_id": 7,
+                     "finished_at": dt.datetime(2026, 1, 1, 10, 0, 5, tzinfo=dt.UTC),
+                     "input_rows": 42, "invalid": 0, "late_dropped": 3,
+                     "duplicates_dropped": 2}]
+    assert not spool.exists()
+    assert stream.QualityListener(rows.append, router, spool=spool).retry_spooled() == 0

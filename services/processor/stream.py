@@ -248,11 +248,17 @@ def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
 
 # --------------------------------------------------------------------------- quality
 class QualityListener:
-    """Writes one `ingest_quality` row per micro-batch from the query progress."""
+    """Writes one `ingest_quality` row per micro-batch from the query progress.
 
-    def __init__(self, write: Callable[[dict], None], router: Router):
+    The progress only exists once its micro-batch is committed, so a row that cannot be
+    written (Cassandra down) would not come back with a replay: it is kept in `spool`
+    (JSON lines beside the checkpoint) and written by `retry_spooled` at the next start."""
+
+    def __init__(self, write: Callable[[dict], None], router: Router,
+                 spool: Path | None = None):
         self.write = write
         self.router = router
+        self.spool = spool
 
     def on_progress(self, p: dict) -> None:
         dedup = [s for s in p.get("stateOperators", []) if s.get("operatorName") == "dedupe"]
@@ -260,7 +266,7 @@ class QualityListener:
         duplicates = sum(s.get("customMetrics", {}).get("numDroppedDuplicateRows", 0)
                          for s in dedup)
         finished = dt.datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00"))
-        self.write({
+        row = {
             "day": finished.date(), "run_id": p["runId"], "batch_id": p["batchId"],
             "finished_at": finished, "input_rows": p.get("numInputRows", 0),
             "invalid": self.router.invalid_by_batch.pop(p["batchId"], 0),
@@ -268,7 +274,30 @@ class QualityListener:
             "late_dropped": dropped // 2,
             # duplicates of the event marker only (delivery markers are unique)
             "duplicates_dropped": duplicates,
-        })
+        }
+        try:
+            self.write(row)
+        except Exception:
+            if self.spool is not None:
+                import json
+
+                with self.spool.open("a") as f:
+                    f.write(json.dumps(row, default=lambda v: v.isoformat()) + "\n")
+            raise
+
+    def retry_spooled(self) -> int:
+        """Write the rows a previous run could not; returns how many."""
+        import json
+
+        if self.spool is None or not self.spool.exists():
+            return 0
+        rows = [json.loads(line) for line in self.spool.read_text().splitlines() if line]
+        for row in rows:
+            row["day"] = dt.date.fromisoformat(row["day"])
+            row["finished_at"] = dt.datetime.fromisoformat(row["finished_at"])
+            self.write(row)
+        self.spool.unlink()
+        return len(rows)
 
 
 def cassandra_quality_writer(settings: Settings):
@@ -334,7 +363,11 @@ def run_stream(settings: Settings, master: str | None = None,
     router = Router(cassandra_sink(ks),
                     second_level_seconds=settings.processor_second_level_seconds,
                     read_sessions=cassandra_sessions_reader(spark, ks))
-    quality = QualityListener(cassandra_quality_writer(settings), router)
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    quality = QualityListener(cassandra_quality_writer(settings), router,
+                              spool=checkpoint.parent / f"{checkpoint.name}.quality-pending")
+    if n := quality.retry_spooled():
+        log.info("wrote %d ingest_quality rows left over by the last run", n)
     query = start_query(read_kafka(spark, settings, max_offsets), router, checkpoint,
                         trigger_seconds, watermark_seconds, available_now=available_now)
     log.info("streaming from %s/%s, checkpoint %s", settings.bootstrap_servers,
