@@ -199,11 +199,11 @@ def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> di
     env = _env(settings)
     cli = [sys.executable, "-m", "services.cli"]
     subprocess.run([*cli, "schema"], env=env, cwd=REPO, check=True, capture_output=True)
-    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-stream-", ignore_cleanup_errors=True) as tmp:
         checkpoint = Path(tmp) / "ckpt"
         log = open(Path(tmp) / "job.log", "w")
-        job = subprocess.Popen([*cli, "process", "--mode", "stream", "--trigger", str(trigger),
-                                "--checkpoint", str(checkpoint)],
+        job = subprocess.Popen([*cli, "-v", "process", "--mode", "stream",
+                                "--trigger", str(trigger), "--checkpoint", str(checkpoint)],
                                env=dict(env, CLICKSTREAM_PROCESSOR_STARTING_OFFSETS="latest"),
                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         driver = psutil.Process(job.pid)
@@ -243,6 +243,9 @@ def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> di
             except subprocess.TimeoutExpired:
                 job.kill()
             log.close()
+            keep = REPO / "bench" / "results" / "stream-job.log"
+            keep.parent.mkdir(exist_ok=True)
+            keep.write_text((Path(tmp) / "job.log").read_text())
     return summarize(rate, minutes, trigger, producer, poller, series)
 
 

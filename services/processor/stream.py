@@ -185,7 +185,11 @@ class Router:
         from services.processor import aggregates as ag
 
         batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        t0 = time.monotonic()
         try:
+            rows = batch.count()  # runs the stateful part once; the writes read the cache
+            log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, rows,
+                     time.monotonic() - t0)
             # one Spark job per table; run them concurrently (the jobs are small, the
             # per-job latency is what adds up). Any failure fails the micro-batch.
             jobs = [(name + self.suffix, ag.table_rows(batch, name)) for name in ag.FIRST_LEVEL]
@@ -203,6 +207,7 @@ class Router:
             days = [r[0] for r in batch.where(F.col("agg") == sessions.name)
                     .select(F.to_date("wstart")).distinct().collect()]
             self.pending_days.update(days)
+            log.info("micro-batch %d: tables written in %.1fs", batch_id, time.monotonic() - t0)
             self.refresh_second_level()
             self.batches += 1
         finally:
@@ -218,12 +223,14 @@ class Router:
         now = time.monotonic()
         if not force and now - self.last_second_level < self.second_level_seconds:
             return
-        sessions = self.read_sessions(sorted(self.pending_days)).persist()
+        days = sorted(self.pending_days)
+        sessions = self.read_sessions(days).persist()
         for name in ag.SECOND_LEVEL:
             self.sink(name + self.suffix, ag.from_sessions(sessions, name))
         sessions.unpersist()
         self.pending_days.clear()
         self.last_second_level = now
+        log.info("second level: %d day(s) refreshed in %.1fs", len(days), time.monotonic() - now)
 
 
 def cassandra_sink(keyspace: str) -> Sink:
@@ -379,6 +386,8 @@ def run_stream(settings: Settings, master: str | None = None,
             query.awaitTermination(1.0)
             for p in query.recentProgress:
                 if p["batchId"] > seen and p.get("numInputRows") is not None:
+                    log.info("micro-batch %d: %d records, %s ms", p["batchId"],
+                             p["numInputRows"], p.get("durationMs"))
                     quality.on_progress(p)
                     seen = p["batchId"]
             if deadline and time.monotonic() > deadline:
