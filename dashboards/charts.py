@@ -257,7 +257,8 @@ def time_bars(name: str, title: str, x: str, y: str, *, color: str = ACCENT,
 
 def lines(name: str, title: str, x: str, ys: Sequence[str], *, y_label: str = "",
           height: int = CHART_HEIGHT) -> Chart:
-    """One line per column of `ys` (minute/bucketed series: many points, so no markers)."""
+    """One line per column of `ys`, with small markers: a series with one point (the first
+    minute of a stream) has no line to draw, but must still show."""
     ys = list(ys)
 
     def build() -> Built:
@@ -266,6 +267,8 @@ def lines(name: str, title: str, x: str, ys: Sequence[str], *, y_label: str = ""
         source = ColumnDataSource({c: [] for c in [x, *ys]})
         lines = [fig.line(x=x, y=y, source=source, color=PALETTE[i % len(PALETTE)],
                           line_width=2) for i, y in enumerate(ys)]
+        for i, y in enumerate(ys):
+            fig.scatter(x=x, y=y, source=source, color=PALETTE[i % len(PALETTE)], size=4)
         if len(ys) > 1:
             _legend(fig, [(y, [line]) for y, line in zip(ys, lines, strict=True)])
         _hover(fig, lines[:1], [("time", f"@{{{x}}}{{%F %H:%M}}"),

@@ -130,3 +130,22 @@ def test_dashboard_app_every_chart_is_on_exactly_one_tab_and_hidden_tabs_wait():
     d.tabs.active = list(app.TABS).index("Products")  # opening a tab brings it up to date
     assert all(d.charts[n].updates == 1 for n in app.TABS["Products"])
     assert d.charts["quality-time"].updates == 0
+
+
+def test_dashboard_line_chart_with_one_point_still_draws_it():
+    """The first minute of a stream is one point per page: a line glyph alone draws nothing
+    for it, so every line series also has a marker on the same data."""
+    reader = FakeReader()
+    snap = reader.snapshot("stream", dl.DEFAULT_RANGE)
+    snap.frames["time_agg"] = pd.DataFrame({
+        "window_start": [pd.Timestamp("2026-01-05 09:59")], "page": ["homepage"],
+        "page_views": [5]})
+    reader.snapshot = lambda mode, rng: snap
+    d = app.Dashboard(reader)
+    d.refresh_now()
+    chart = d.charts["page-views-time"]
+    source = chart.sources["main"]
+    assert list(source.data["homepage"]) == [5]
+    glyphs = {type(r.glyph).__name__ for r in chart.figure.renderers
+              if r.data_source is source and getattr(r.glyph, "y", None) == "homepage"}
+    assert glyphs == {"Line", "Scatter"}
