@@ -191,6 +191,16 @@ def driver_rss_mb(proc: psutil.Process) -> float:
     return total / 2**20
 
 
+def _drop_keyspace(settings: Settings) -> None:
+    from services.stack.cql import connect
+
+    cluster, session = connect(settings)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
 def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> dict:
     base = get_settings()
     topic = f"bench-stream-{uuid.uuid4().hex[:8]}"
@@ -198,6 +208,7 @@ def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> di
                                        "kafka_partitions": partitions})
     env = _env(settings)
     cli = [sys.executable, "-m", "services.cli"]
+    _drop_keyspace(settings)  # a run must not re-read the sessions of earlier runs
     subprocess.run([*cli, "schema"], env=env, cwd=REPO, check=True, capture_output=True)
     with tempfile.TemporaryDirectory(prefix="bench-stream-", ignore_cleanup_errors=True) as tmp:
         checkpoint = Path(tmp) / "ckpt"
