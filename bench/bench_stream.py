@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,21 +36,12 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared.settings import Settings, get_settings  # noqa: E402
+from services.stack.process import terminate  # noqa: E402
+from shared.settings import Settings, get_settings, settings_env  # noqa: E402
 
 KEYSPACE = "clickstream_bench"
 SAMPLE_EVERY = 100
 POLL_S = 0.2
-
-
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
-            env[f"CLICKSTREAM_{name.upper()}"] = str(value)
-    env.update(extra)
-    return env
 
 
 def _event_pool(n: int) -> list[dict]:
@@ -206,7 +196,7 @@ def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> di
     topic = f"bench-stream-{uuid.uuid4().hex[:8]}"
     settings = base.model_copy(update={"kafka_topic": topic, "cassandra_keyspace": KEYSPACE,
                                        "kafka_partitions": partitions})
-    env = _env(settings)
+    env = settings_env(settings)
     cli = [sys.executable, "-m", "services.cli"]
     _drop_keyspace(settings)  # a run must not re-read the sessions of earlier runs
     subprocess.run([*cli, "schema"], env=env, cwd=REPO, check=True, capture_output=True)
@@ -248,11 +238,8 @@ def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> di
             poller.stop.set()
             poller.join()
         finally:
-            job.terminate()
-            try:
-                job.wait(60)
-            except subprocess.TimeoutExpired:
-                job.kill()
+            terminate(driver, "stream job", timeout=60)  # the CLI and its Spark JVM
+            job.wait()
             log.close()
             keep = REPO / "bench" / "results" / "stream-job.log"
             keep.parent.mkdir(exist_ok=True)

@@ -91,6 +91,24 @@ def stream_env(settings, checkpoint: Path) -> dict:
     return env
 
 
+def stream_job_past(args: list[str], env: dict, checkpoint: Path,
+                    commits: int) -> subprocess.Popen:
+    """Start the streaming CLI in a process group of its own and return it, still running,
+    once `commits` micro-batches are committed in `checkpoint`."""
+    job = subprocess.Popen(args, env=env, cwd=REPO, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = checkpoint / "commits"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and job.poll() is None:
+        if done.exists() and len([p for p in done.iterdir() if p.name.isdigit()]) >= commits:
+            return job
+        time.sleep(0.5)
+    if job.poll() is None:
+        os.killpg(job.pid, signal.SIGKILL)
+    err = job.communicate(timeout=60)[1]
+    raise AssertionError(f"fewer than {commits} micro-batches committed: {err[-3000:]}")
+
+
 # ------------------------------------------------------------------------------ data
 @pytest.fixture(scope="module")
 def days(stack, tmp_path_factory):
@@ -148,21 +166,9 @@ def test_processor_stream_sigkill_then_restart_equals_polars_truth(stack, days, 
     checkpoint = tmp_path / "ckpt"
     env = stream_env(stack.settings, checkpoint)
     args = [*CLI, "process", "--mode", "stream", "--trigger", "1", "--max-offsets", "3000"]
-    job = subprocess.Popen(args, env=env, cwd=REPO, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        commits = checkpoint / "commits"
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and job.poll() is None:
-            if commits.exists() and len([p for p in commits.iterdir()
-                                         if p.name.isdigit()]) >= 3:
-                break
-            time.sleep(0.5)
-        assert job.poll() is None, job.communicate()[1][-3000:]
-        assert len(list(commits.iterdir())) >= 3, "no progress before the deadline"
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)  # the CLI and its Spark JVM, mid-batch
-        job.wait()
+    job = stream_job_past(args, env, checkpoint, commits=3)
+    os.killpg(job.pid, signal.SIGKILL)  # the CLI and its Spark JVM, mid-batch
+    job.wait()
 
     r = subprocess.run([*args, "--available-now"], env=env, cwd=REPO, capture_output=True,
                        text=True, timeout=1200)
@@ -221,17 +227,8 @@ def test_processor_stream_cassandra_outage_fails_loudly_then_resumes_exactly(
         checkpoint = tmp_path / "ckpt"
         env = stream_env(s, checkpoint)
         args = [*CLI, "process", "--mode", "stream", "--trigger", "1", "--max-offsets", "300"]
-        job = subprocess.Popen(args, env=env, cwd=REPO, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        job = stream_job_past(args, env, checkpoint, commits=2)
         try:
-            commits = checkpoint / "commits"
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline and job.poll() is None:
-                if commits.exists() and len([p for p in commits.iterdir()
-                                             if p.name.isdigit()]) >= 2:
-                    break
-                time.sleep(0.5)
-            assert job.poll() is None, job.communicate()[1][-3000:]
             stack.servers(["cassandra"])[0].stop()  # Cassandra only; Kafka stays up
             produce(s, [encode(e) for e in events[half:]])  # work that needs Cassandra
             _, err = job.communicate(timeout=900)

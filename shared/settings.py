@@ -100,6 +100,22 @@ class Settings(BaseSettings):
         return f"spark://127.0.0.1:{self.spark_master_port}"
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This process's environment without its CLICKSTREAM_ variables, plus every setting
+    as one: the environment of a child `clickstream` process that must see exactly
+    `settings` (tests, benchmarks)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CLICKSTREAM_{name.upper()}"] = str(value)
+    return env
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (tests build their own `Settings(...)` instead)."""
