@@ -28,7 +28,8 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
@@ -152,18 +153,29 @@ def parent_death_hook(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     return hook
 
 
-def stop_children(timeout: float = 10.0) -> list[int]:
-    """SIGTERM every child process still running (SIGKILL after `timeout`); their pids.
+@contextmanager
+def stopping_new_children(keep: Callable[[], set[int]] = set,
+                          timeout: float = 10.0) -> Iterator[None]:
+    """On leaving the block, SIGTERM (SIGKILL after `timeout`) the child processes started
+    in it that still run, but those that ran before it and those in `keep()`.
 
-    For a process about to exit whose library may have left one behind: pyspark's JVM
-    exits by itself when this process's pipe to it closes, but not if a stop signal came
-    while it was starting -- then it keeps waiting for a handshake that never comes."""
+    For a library that may leave one behind: pyspark's JVM exits by itself when this
+    process's pipe to it closes, but not if a stop signal came while it was starting --
+    then it keeps waiting for a handshake that never comes."""
     import psutil
 
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
     try:
-        children = psutil.Process().children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
+        yield
+    finally:
+        spared = before | keep()
+        _stop([p for p in me.children(recursive=True) if p.pid not in spared], timeout)
+
+
+def _stop(children, timeout: float) -> None:
+    import psutil
+
     for p in children:
         try:
             p.terminate()
@@ -176,7 +188,6 @@ def stop_children(timeout: float = 10.0) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
-    return [p.pid for p in children]
 
 
 def become_subreaper() -> bool:

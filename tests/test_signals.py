@@ -166,3 +166,37 @@ def test_nohup_keeps_sighup_ignored_and_the_process_independent():
     """, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     out, err = probe.communicate(timeout=30)
     assert out.split() == ["None", "False"], err
+
+
+def test_stopping_new_children_stops_only_those_started_in_the_block():
+    before = subprocess.Popen(["sleep", "600"])
+    try:
+        with signals.stopping_new_children(timeout=5):
+            inside = subprocess.Popen(["sleep", "601"])
+        assert not psutil.pid_exists(inside.pid)  # stopped and reaped
+        assert before.poll() is None
+    finally:
+        before.kill()
+        before.wait()
+
+
+class _Router:
+    batches = 3
+    dead_letters = 0
+
+
+@pytest.mark.parametrize("args, code", [([], 128 + signal.SIGINT), (["--available-now"], 0)],
+                         ids=["endless", "available-now"])
+def test_process_stream_that_returns_without_an_end_condition_was_interrupted(
+        monkeypatch, args, code):
+    # pyspark's SIGINT handler replaces ours and run_stream absorbs its KeyboardInterrupt:
+    # an endless stream that returns can only have been stopped by Ctrl-C
+    import services.processor.stream as stream
+    from services.cli import cli
+
+    monkeypatch.setattr(stream, "run_stream", lambda *a, **kw: _Router())
+    signals.reset()
+    result = CliRunner().invoke(cli, ["process", "--mode", "stream", *args])
+    assert result.exit_code == code, result.output
+    assert ("interrupted by SIGINT" in result.output) == bool(code)
+    assert "stopped after 3 micro-batches" in result.output

@@ -60,11 +60,20 @@ def process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger,
         clickstream process --mode stream --trigger 5
         clickstream process --mode batch --input data/csv --from 2026-03-01
     """
-    try:
+    # pyspark's JVM, if a signal came as it started; once started, it exits with us
+    with signals.stopping_new_children(keep=_spark_gateway):
         _process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger,
                  watermark, checkpoint, max_offsets, available_now, timeout)
-    finally:
-        signals.stop_children()  # pyspark's JVM, if a signal came while it was starting
+
+
+def _spark_gateway() -> set[int]:
+    """The JVM of a SparkSession that started: it exits when this process does (its stdin
+    closes), and this process may still use it (tests invoke the CLI in-process)."""
+    import sys
+
+    context = sys.modules.get("pyspark.context")
+    proc = getattr(getattr(getattr(context, "SparkContext", None), "_gateway", None), "proc", None)
+    return {proc.pid} if proc is not None else set()
 
 
 def _process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger, watermark,
