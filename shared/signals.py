@@ -123,12 +123,14 @@ def _prctl() -> Callable[..., int] | None:
         return None
 
 
-def die_with_parent(sig: int = signal.SIGTERM, parent_pid: int | None = None) -> bool:
+def die_with_parent(sig: int = signal.SIGTERM, parent_pid: int | None = None,
+                    respect_nohup: bool = True) -> bool:
     """Ask the kernel for `sig` when this process's parent dies. If `parent_pid` is given
     and the parent is no longer it (it died before this call), send `sig` now. False where
-    it is not supported, or after `nohup`."""
+    it is not supported, or after `nohup` (unless `respect_nohup` is False: a helper
+    process that is useless without its parent)."""
     prctl = _prctl()
-    if prctl is None or _hup_ignored_at_start:
+    if prctl is None or (respect_nohup and _hup_ignored_at_start):
         return False
     if prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         return False

@@ -200,3 +200,19 @@ def test_process_stream_that_returns_without_an_end_condition_was_interrupted(
     assert result.exit_code == code, result.output
     assert ("interrupted by SIGINT" in result.output) == bool(code)
     assert "stopped after 3 micro-batches" in result.output
+
+
+def test_producer_feeder_dies_with_the_producer():
+    # killed with a full queue, the feeder would block in put() for ever
+    middle = _python("""
+        import time
+        from services.producer.run import Feeder
+        from services.simulator.model import SimConfig
+        feeder = Feeder(SimConfig(seed=1, events_per_second=1000.0), 1767571200000, None)
+        print(feeder.process.pid, flush=True)
+        time.sleep(600)
+    """)
+    try:
+        _kill_middle_and_wait(middle)
+    finally:
+        middle.kill()

@@ -80,7 +80,7 @@ def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent:
     for s in (signal.SIGINT, signal.SIGHUP):  # the parent decides when to stop...
         signal.signal(s, signal.SIG_IGN)
     # ...unless it is gone: then nothing reads the queue and put() would block for ever
-    signals.die_with_parent(signal.SIGKILL, parent)
+    signals.die_with_parent(signal.SIGKILL, parent, respect_nohup=False)
     try:
         for item in batches(config, start_ms, limit):
             q.put(item)
