@@ -32,13 +32,16 @@ from shared.settings import Settings
 
 def pytest_configure(config):
     signals.install()  # SIGTERM / SIGHUP: pytest's Ctrl-C path, so finalizers run
-    signals.become_subreaper()  # orphans of the tests' processes stay visible as ours
 
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(tmp_path_factory):
     """Set up first, so torn down last: after every other fixture has stopped its servers,
-    no process started by this run may live on, and no port may be held by one."""
+    no process started by this run may live on, and no port may be held by one. The run's
+    processes: pytest's descendants, and every process whose command line or
+    CLICKSTREAM_DATA_DIR names the run's temp folder (servers that `clickstream up` left
+    re-parented to init, for one). Not a subreaper instead: pytest would not reap the
+    orphans, and their zombies look alive to `pid_exists` and to `down`'s wait."""
     base = tmp_path_factory.getbasetemp()
     yield
     helpers = _lives_with_pytest()

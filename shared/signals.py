@@ -33,7 +33,6 @@ from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
 
 _received: int | None = None
 _hup_ignored_at_start = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
@@ -190,10 +189,3 @@ def _stop(children, timeout: float) -> None:
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(alive, timeout=5)
-
-
-def become_subreaper() -> bool:
-    """Orphaned descendants of this process are re-parented to it rather than to init, so
-    that `psutil.Process().children(recursive=True)` sees every one (tests)."""
-    prctl = _prctl()
-    return prctl is not None and prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
