@@ -39,8 +39,8 @@ def setup(only: str | None) -> None:
 def up(only: str | None, timeout: float | None) -> None:
     """Start the local servers (bound to 127.0.0.1) and create the topic and tables.
 
-    Already-running servers are left alone, so `up` twice is a no-op. Ctrl-C stops
-    what this call started.
+    Already-running servers are left alone, so `up` twice is a no-op. Ctrl-C, SIGTERM
+    or SIGHUP stop what this call started (exit 128 + the signal number).
 
     Example:
 

@@ -86,8 +86,10 @@ class Kafka(Server):
             return  # formatted once; data survives down/up
         cluster_id = self._cluster_id()
         out = subprocess.run(
+            # `=`: an id may start with "-", which the tool would take for an option
             [self.java, "-cp", f"{self.jars}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.config_file), "--standalone", "--ignore-formatted"],
+             f"--cluster-id={cluster_id}", "-c", str(self.config_file), "--standalone",
+             "--ignore-formatted"],
             capture_output=True, text=True, timeout=120,
         )
         if out.returncode != 0:
