@@ -111,13 +111,13 @@ def kpi_text(page, name: str) -> str:
 
 def expected_kpis(raw: pl.DataFrame) -> dict:
     """The header numbers, from raw events (duplicates included) with Polars -- never
-    through `dashboards.data`. Sessions are counted once, wherever they cross midnight."""
+    through the dashboard's views. Sessions are counted once, wherever they cross midnight."""
     ev = raw.unique(subset=["event_id"])
     per_min = ev.group_by(pl.col("timestamp").dt.truncate("1m")).len()
     sessions = ev.group_by("session_id").agg((pl.col("action") == "purchase").any().alias("buy"))
     return {
         "events_per_minute": ev.height / per_min.height,
-        "active_sessions": sessions.height,
+        "sessions": sessions.height,
         "conversion_rate": sessions["buy"].sum() / sessions.height,
         "revenue": ev.filter(pl.col("action") == "purchase")["revenue_cents"].sum() / 100,
         "invalid": 0, "late": 0, "duplicates": raw.height - ev.height,
@@ -126,7 +126,7 @@ def expected_kpis(raw: pl.DataFrame) -> dict:
 
 def wait_kpis(page, expected: dict, timeout_s: float = 60) -> None:
     """Poll the header until it shows `expected` (formatted like the app does)."""
-    from dashboards.app import format_kpis
+    from dashboards.specs import format_kpis
 
     want = format_kpis(expected)
     deadline = time.monotonic() + timeout_s

@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Chromium via Playwright) over a seeded Cassandra.
 
 Expected KPI values are computed here with Polars straight from the simulated events,
-never through `dashboards.data`.
+never through the dashboard's views.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from dashboards import demo
-from dashboards.app import TABS, format_kpis
+from dashboards.specs import TABS, format_kpis
 from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     ARTIFACTS,
     RENDERED,
@@ -98,9 +98,9 @@ def test_dashboard_browser_shows_seeded_data_and_follows_updates(seeded, page):
         page.get_by_role("button", name="stream").click()
         page.get_by_text("15 min").click()
         page.locator(".status-line").get_by_text("15 min").wait_for(timeout=30_000)
-        full = int(format_kpis(expected)["active_sessions"].replace(",", ""))
+        full = int(format_kpis(expected)["sessions"].replace(",", ""))
         page.wait_for_function(RENDERED, timeout=60_000)
-        recent = int(kpi_text(page, "active-sessions").replace(",", ""))
+        recent = int(kpi_text(page, "sessions").replace(",", ""))
         assert 0 < recent < full
         shot(page, "4-stream-15min", "15 min")
 
