@@ -114,8 +114,9 @@ class Chart:
     nobody opened cost nothing.
     """
 
-    def __init__(self, spec: ChartSpec):
+    def __init__(self, spec: ChartSpec, render=render):
         self.spec = spec
+        self._render = render  # (spec, frame) -> Bokeh figure; the bench swaps in plain Bokeh
         self.name = spec.name
         self.title = spec.full_title
         self.figure = None
@@ -134,7 +135,7 @@ class Chart:
     def ensure(self) -> Chart:
         if self.figure is None:
             empty = empty_view(self.spec)
-            self.figure = render(self.spec, _placeholder(empty, self.spec))
+            self.figure = self._render(self.spec, _placeholder(empty, self.spec))
             self._time_x = empty[self.spec.x].dtype.kind == "M"
             self._numeric_x = not self._time_x and empty[self.spec.x].dtype.kind in "iuf"
             for r in self.figure.renderers:
