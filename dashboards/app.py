@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import datetime as dt
 import io
 import logging
@@ -137,7 +138,6 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs = pn.Tabs(*pages.items(), dynamic=True, sizing_mode="stretch_width",
                             css_classes=["tabs"])
         self.tabs.param.watch(lambda *_: self._on_tab(), "active")
-        self._show_visible()
         return [
             self.banner,
             self.empty_note,
@@ -193,9 +193,17 @@ class Dashboard(pn.viewable.Viewer):
             sidebar_width=260, main_layout=None)
         if _in_server():
             # the first read happens before the page is built, so the first render already
-            # shows data (no second round of chart updates right after load)
-            self.refresh_now()
+            # shows data (no second round of chart updates right after load); it runs in a
+            # thread while hvplot draws the open tab's charts
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                t0, c0, wanted = time.perf_counter(), time.process_time(), self._wanted()
+                pending = pool.submit(self._read, *wanted)
+                self._show_visible()
+                result = pending.result()
+            self._cycle_done(t0, c0, wanted, result, self._apply(result))
             pn.state.onload(self.start)
+        else:
+            self._show_visible()
         return template
 
     # ------------------------------------------------------------------ refresh
