@@ -161,7 +161,12 @@ def _charts_drawn_js() -> str:
 
 def first_render(page, url: str) -> float:
     """Seconds from navigation start until Bokeh is idle with every chart's canvas drawn."""
+    from dashboards.specs import SPECS, TABS
+    from integration_tests.dashboard_fixtures import CHARTS_WITH_DATA
+
+    titles = [SPECS[n].full_title for n in next(iter(TABS.values()))]
     page.goto(url, wait_until="commit", timeout=180_000)
+    page.wait_for_function(CHARTS_WITH_DATA, arg=titles, timeout=120_000, polling=20)
     page.wait_for_function(_charts_drawn_js(), timeout=120_000, polling=20)
     return page.evaluate("performance.now()") / 1000
 
@@ -347,15 +352,16 @@ def _describe(parts: dict) -> str:
 def _tab_switches(page, dash) -> list[float]:
     """Seconds from a tab click until Bokeh is idle with that tab's charts drawn (each
     chart tab twice: first opening, then again after another tab)."""
-    from dashboards.specs import TABS
+    from dashboards.specs import SPECS, TABS
+    from integration_tests.dashboard_fixtures import CHARTS_WITH_DATA
 
     labels = [label for label, names in TABS.items() if names]
     times = []
     for label in labels[1:] + labels:
         t0 = time.perf_counter()
         page.get_by_text(label, exact=True).click()
-        n = len(TABS[label])
-        page.locator(".chart:has(canvas)").nth(n - 1).wait_for(timeout=60_000)
+        titles = [SPECS[n].full_title for n in TABS[label]]
+        page.wait_for_function(CHARTS_WITH_DATA, arg=titles, timeout=60_000, polling=20)
         page.wait_for_function(_charts_drawn_js(), timeout=60_000, polling=20)
         times.append(time.perf_counter() - t0)
     page.get_by_text(labels[0], exact=True).click()

@@ -21,7 +21,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter
+from bokeh.core.properties import field
+from bokeh.models import ColumnDataSource, FactorRange, Legend, LegendItem, NumeralTickFormatter
 from bokeh.transform import dodge
 
 from dashboards.ranges import table_for
@@ -96,6 +97,15 @@ def render(spec: ChartSpec, frame: pd.DataFrame):
         element = frame.hvplot.bar(color=spec.color, rot=0 if time_x else 30, **opts)
     fig = hv.render(element.opts(default_tools=["save"], toolbar="above"), backend="bokeh")
     fig.toolbar.logo = None
+    if spec.by and spec.kind != "line":
+        # grouped bars: HoloViews labels each bar with its series, which overlap at any
+        # size; a legend says the series once and the axis names only the groups
+        (renderer,) = fig.renderers
+        fig.add_layout(Legend(items=[LegendItem(label=field(spec.by), renderers=[renderer])],
+                              location="top_right", label_text_font_size="9pt"))
+        fig.xaxis.major_label_text_font_size = "0pt"
+        fig.xaxis.major_tick_line_color = None
+        fig.xaxis.group_label_orientation = 0.5
     if spec.kind == "line":
         # a marker per point on each line's own source: the first minute of a stream is one
         # point per series, which a line alone does not draw (an hvplot scatter overlay

@@ -24,6 +24,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run"]
 RENDERED = "window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle"
 
+#: true once every figure titled in `titles` is in the document with rows in a glyph
+CHARTS_WITH_DATA = """(titles) => {
+  if (!(window.Bokeh && Bokeh.documents.length)) return false;
+  const drawn = new Set();
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.renderers && m.title && titles.includes(m.title.text) &&
+        m.renderers.some(r => r.data_source && r.data_source.get_length() > 0))
+      drawn.add(m.title.text);
+  }
+  return titles.every(t => drawn.has(t));
+}"""
+
 
 def require_chromium(path: Path = CHROMIUM) -> str:
     """The Chromium executable, or a one-line test failure saying how to install it."""

@@ -16,6 +16,7 @@ from dashboards import demo
 from dashboards.specs import SPECS, TABLE_TAB, TABS, format_kpis
 from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     ARTIFACTS,
+    CHARTS_WITH_DATA,
     RENDERED,
     browser_context_args,
     browser_type_launch_args,
@@ -45,19 +46,6 @@ def seeded(stack):
     demo.write_frames(session, ks, demo.demo_frames(half, "half"), modes=("batch",))
     yield settings, session, raw, half, now
     cluster.shutdown()
-
-
-#: true once every figure titled in `titles` is in the document with rows in a glyph
-CHARTS_WITH_DATA = """(titles) => {
-  if (!(window.Bokeh && Bokeh.documents.length)) return false;
-  const drawn = new Set();
-  for (const m of Bokeh.documents[0].all_models) {
-    if (m.renderers && m.title && titles.includes(m.title.text) &&
-        m.renderers.some(r => r.data_source && r.data_source.get_length() > 0))
-      drawn.add(m.title.text);
-  }
-  return titles.every(t => drawn.has(t));
-}"""
 
 
 def slug(label: str) -> str:

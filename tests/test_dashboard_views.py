@@ -176,11 +176,13 @@ class ScriptedReader(Reader):
         super().__init__(connect=None, keyspace="ks", clock=lambda: self.now)
         self.rows = rows
         self.queries: list[tuple] = []
+        self.statements: list[str] = []
 
     def session(self):
         return object()
 
     def _statement(self, session, key, cql):
+        self.statements.append(key)
         return key
 
     def _run(self, stmt, params):
@@ -239,3 +241,13 @@ def test_dashboard_reader_sessions_whole_days_cached_once_no_duplicates():
     reader.queries.clear()
     third, n3 = reader.read(tb.SESSIONS, start, now, now)
     assert reader.queries == [(days[2],)] and sorted(third["session_id"]) == ["s0", "s1", "s2"]
+
+
+def test_dashboard_reader_snapshot_reads_only_the_asked_tables():
+    now = dt.datetime(2026, 1, 5, 10, 30, tzinfo=dt.UTC)
+    reader = ScriptedReader([])
+    snap = reader.snapshot("batch", "1 hour", {"data_quality", "sessions"}, now=now)
+    assert set(snap.frames) == {"data_quality", "sessions"}
+    assert set(reader.statements) == {"data_quality_batch", "sessions_batch"}
+    with pytest.raises(KeyError, match="time_agg.*not read"):
+        snap.frame("time_agg")
