@@ -252,6 +252,8 @@ class Dashboard(pn.viewable.Viewer):
                 self._cycle_done(t0, c0, wanted, result, parts)
             finally:
                 self._busy.release()
+            if self._wanted() != wanted:  # switched after the read: no need to wait a period
+                self.schedule_refresh()
 
         if self._doc is not None and self._doc.session_context is not None:
             self._doc.add_next_tick_callback(finish)
