@@ -87,7 +87,9 @@ def render(spec: ChartSpec, frame: pd.DataFrame):
         opts["yformatter"] = NumeralTickFormatter(format=spec.y_format)
     if spec.kind == "line":
         lines = frame.hvplot.line(by=spec.by, color=list(PALETTE), line_width=2, **opts)
-        element = lines.opts(legend_position="right")
+        # a compact legend: seven pages must fit beside a 280-px plot
+        element = lines.opts(legend_position="right", legend_opts={
+            "label_text_font_size": "8pt", "spacing": 0, "padding": 2, "glyph_height": 12})
     elif spec.by:
         element = frame.hvplot.bar(by=spec.by, color=list(PALETTE), rot=30, **opts) \
             .opts(legend_position="right")
