@@ -61,8 +61,8 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     echo(f"dashboard at http://{host}:{port}/ (Cassandra {settings.cassandra_host}:"
          f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
          f"refresh {refresh:g} s); Ctrl-C stops")
-    app.shared_reader(settings)
-    server = pn.serve({"/": lambda: app.create_app(settings, refresh)}, address=host,
+    reader = app.reader_for(settings)  # one Cassandra session for every browser session
+    server = pn.serve({"/": lambda: app.create_app(reader, refresh)}, address=host,
                       port=port, websocket_origin=origins, show=False, liveness=True,
                       title=app.TITLE, autoreload=False, threaded=False, start=False)
     # Panel stops on SIGINT only; every stop signal should, and be recorded as received
