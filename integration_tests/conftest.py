@@ -13,6 +13,7 @@ port of the run is left.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import psutil
@@ -31,6 +32,9 @@ from shared.settings import Settings
 
 
 def pytest_configure(config):
+    # The tests check what commands do on SIGHUP: a run started under nohup (SIGHUP
+    # ignored, which children inherit and `signals` respects) must not change that.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     signals.install()  # SIGTERM / SIGHUP: pytest's Ctrl-C path, so finalizers run
 
 
