@@ -64,14 +64,10 @@ def _fill_topic(settings: Settings, n: int) -> str:
 
 
 def _fresh_keyspace(settings: Settings) -> None:
-    from services.stack.cql import connect
+    from bench.bench_stream import drop_keyspace
     from services.stack.schema import apply_cassandra_schema
 
-    cluster, session = connect(settings)
-    try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
-    finally:
-        cluster.shutdown()
+    drop_keyspace(settings)
     apply_cassandra_schema(settings)
 
 
