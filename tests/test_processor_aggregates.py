@@ -56,13 +56,13 @@ def test_processor_tag_rows_one_per_contributing_aggregate(spark):
     events = distinct_events(spark_events(spark, one))
     tags = sorted(r.agg for r in aggregates.tag_rows(events).collect())
     assert tags == sorted(a.name for a in aggregates.AGGREGATES)
-    assert len(tags) == 9
+    assert len(tags) == 10
     # e8 (no product, no campaign): no campaign or product rows
     one = [e for e in EVENTS if e["event_id"] == "e8"]
     tags = {r.agg for r in aggregates.tag_rows(distinct_events(spark_events(spark, one)))
             .collect()}
     assert tags == {"page_minute", "page_10min", "site_hourly", "device_hourly",
-                    "quality_minute", "session_day"}
+                    "quality_minute", "session_day", "session_attrs"}
 
 
 def test_processor_batch_validate_counts_rule_breaking_rows(spark):
@@ -81,3 +81,21 @@ def test_processor_conflicting_copies_are_found(spark):
     changed = dict(EVENTS[1], page_duration_ms=EVENTS[1]["page_duration_ms"] + 1)
     events = distinct_events(spark_events(spark, [*EVENTS, changed]))
     assert conflicting_copies(events) == (1, EVENTS[1]["event_id"])
+
+
+def test_processor_session_attributes_are_the_greatest_of_its_events(spark):
+    """A session's strings are keys of `session_attrs`, not buffers: a session whose events
+    disagree still gets ONE row, with the greatest value of each attribute (as `max` would)
+    and metrics over all its events."""
+    one = list({e["event_id"]: e for e in EVENTS
+                 if e["session_id"] == EVENTS[0]["session_id"]}.values())
+    one = one[:3]
+    assert len(one) == 3
+    mixed = [dict(e, utm_campaign=c, device_type=d) for e, c, d in
+             zip(one, ["spring", None, "autumn"], ["tablet", "mobile", "desktop"])]
+    rows = batch_tables(spark_events(spark, mixed))["sessions"].collect()
+    assert len(rows) == 1
+    s = rows[0]
+    assert s.utm_campaign == max(e["utm_campaign"] for e in mixed if e["utm_campaign"])
+    assert s.device_type == max(e["device_type"] for e in mixed)
+    assert s.events == 3

@@ -154,8 +154,8 @@ def test_processor_quality_rows_that_cannot_be_written_are_spooled_then_retried(
 
 def test_processor_stream_plan_aggregates_by_hash_never_by_sort(tmp_path):
     """Pins the plan shape the job's speed rests on: the one stateful groupBy over tagged
-    rows is a hash aggregation. A string `max` (or any variable-width buffer without a typed
-    imperative aggregate beside it) would make Spark sort every tagged row instead."""
+    rows is a code-generated HashAggregate. A string buffer (`max` of a string, a
+    `collect_set`) would make it an interpreted ObjectHashAggregate or a SortAggregate."""
     spark = local_session()
     write_record_files(tmp_path / "in", [generate(5, seed=3)])
     records = spark.readStream.schema(RECORD_SCHEMA).json(str(tmp_path / "in"))
@@ -167,8 +167,8 @@ def test_processor_stream_plan_aggregates_by_hash_never_by_sort(tmp_path):
     finally:
         q.stop()
     assert "StreamingDeduplicate" in plan and "StateStoreSave" in plan, plan
-    assert "HashAggregate" in plan, plan  # ObjectHashAggregate or HashAggregate
-    assert "SortAggregate" not in plan, plan
+    assert "HashAggregate" in plan, plan
+    assert "ObjectHashAggregate" not in plan and "SortAggregate" not in plan, plan
 
 
 def test_processor_stream_empty_micro_batch_writes_nothing():

@@ -35,25 +35,23 @@ from shared.events import PAGES
 # --------------------------------------------------------------------------- slots
 # The tagged rows of all aggregates share one struct type: a fixed set of metric slots per
 # reduction. Each aggregate uses the first few slots of each kind.
-SUM, MIN_TS, MAX_TS, BITS, MAX_STR = "sum", "min_ts", "max_ts", "bits", "max_str"
+#
+# Every slot is FIXED-WIDTH, on purpose: Spark runs a groupBy whose buffers are all
+# fixed-width as a code-generated HashAggregate. One string slot (a `max` of a string, or a
+# `collect_set`) turns the one groupBy, for every aggregate, into an interpreted
+# Object/SortAggregate: 300k events then cost 35 instead of 19 JVM CPU-seconds, and the
+# query plans in 3.1 s instead of 0.8 s (/tmp/exp/decomp.py, see README "Benchmarks").
+# Strings are therefore grouping KEYS: a dead letter's payload, reason and topic (one
+# record per key), and the sessions' attributes, through `session_attrs` below.
+SUM, MIN_TS, MAX_TS, BITS = "sum", "min_ts", "max_ts", "bits"
 SLOTS: dict[str, tuple[int, T.DataType, Callable[[str], Column]]] = {
     # kind: (number of slots, type, reducer)
     SUM: (6, T.LongType(), F.sum),
     MIN_TS: (1, T.TimestampType(), F.min),
     MAX_TS: (1, T.TimestampType(), F.max),
     BITS: (1, T.LongType(), F.bit_or),
-    # The greatest string is reduced as the SET of strings (then `array_max`), not with
-    # `max`: a string `max` has a variable-width buffer, which Spark can only aggregate by
-    # SORTING every tagged row (SortAggregate), for all aggregates of the one groupBy;
-    # `collect_set` makes the planner pick a hash aggregation that keeps object buffers
-    # (ObjectHashAggregate). A session has one user, campaign, source and device, so its
-    # sets hold one value each. See `OBJECT_HASH_CONF` and bench/bench_catchup.py.
-    MAX_STR: (4, T.StringType(), F.collect_set),
 }
-#: ObjectHashAggregate falls back to sorting after this many groups per task (Spark's
-#: default is 128); a micro-batch has tens of thousands (sessions), so raise it.
-OBJECT_HASH_CONF = {"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "200000"}
-N_KEYS = 2
+N_KEYS = 5
 NONE = "(none)"  # stands in for a missing key value (Cassandra keys cannot be null)
 
 # bits of the sessions' bit-or: pages visited (0..6) and funnel stages reached (8..11)
@@ -86,11 +84,16 @@ class Output:
     event happened. Aggregates are shared by tables (fewer rows through the groupBy), so a
     product-hour with views only is a row of the shared aggregate, but no row of
     product_purchases: a table holds no all-zero rows (DESIGN.md section 5). Empty: every
-    row of the aggregate is a row of the table (its `where` already says so)."""
+    row of the aggregate is a row of the table (its `where` already says so).
+
+    `attributes`: the aggregate whose keys are this aggregate's keys plus string columns of
+    the table (the sessions' user, campaign, source, device): the greatest value of each
+    among the attribute rows of the same window and keys (see `session_attrs`)."""
     table: tb.Table
     metrics: tuple[str, ...]
     finish: Callable[[DataFrame], DataFrame] | None = None
     present: tuple[str, ...] = ()
+    attributes: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,15 +257,22 @@ AGGREGATES: tuple[Aggregate, ...] = (
                Metric("end_ts", MAX_TS, c("timestamp")),
                Metric("events", SUM, one),
                Metric("revenue_cents", SUM, c("buy_cents")),
-               Metric("bits", BITS, c("sbits")),
-               Metric("user_id", MAX_STR, c("user_id")),
-               Metric("utm_campaign", MAX_STR, c("utm_campaign")),
-               Metric("utm_source", MAX_STR, c("utm_source")),
-               Metric("device_type", MAX_STR, c("device_type"))),
-              (Output(W.SESSIONS, ("start_ts", "end_ts", "events", "revenue_cents", "bits",
-                                   "user_id", "utm_campaign", "utm_source", "device_type"),
-                      _finish_sessions),)),
+               Metric("bits", BITS, c("sbits"))),
+              (Output(W.SESSIONS, ("start_ts", "end_ts", "events", "revenue_cents", "bits"),
+                      _finish_sessions, attributes="session_attrs"),)),
+    # A session's string attributes as keys (strings never enter a buffer, see SLOTS): one
+    # row per distinct (session, user, campaign, source, device) -- exactly one for the
+    # sessions a client writes, which stamps them on every event of a session. Both modes
+    # take the greatest value of each attribute over the rows they hold: all of them in
+    # batch (the session's greatest); in the stream, the rows the micro-batch updated,
+    # which include every combination of its events.
+    Aggregate("session_attrs", 86400, is_event,
+              (("session_id", c("session_id")), ("user_id", c("user_id")),
+               ("utm_campaign", c("utm_campaign")), ("utm_source", c("utm_source")),
+               ("device_type", c("device_type"))),
+              (Metric("events", SUM, one),), ()),
 )
+BY_NAME: dict[str, Aggregate] = {a.name: a for a in AGGREGATES}
 #: table name -> (aggregate, output)
 BY_TABLE: dict[str, tuple[Aggregate, Output]] = {
     o.table.name: (a, o) for a in AGGREGATES for o in a.outputs}
@@ -322,30 +332,23 @@ def reduce(tagged: DataFrame, wend: Column | None = None) -> DataFrame:
         # metadata) from grouping expressions
         tagged = tagged.select(*(wend if f == "wend" else F.col(f) for f in TAG_FIELDS))
     keys = ["agg", "wstart", "wend", *(f"k{i}" for i in range(N_KEYS))]
-    return _greatest_of_sets(tagged.groupBy(*keys).agg(*aggs))
-
-
-def _greatest_of_sets(reduced: DataFrame) -> DataFrame:
-    """MAX_STR slots hold sets after the groupBy (see SLOTS): keep their greatest value."""
-    return reduced.withColumns({s: F.array_max(s) for s in slot_names(MAX_STR)
-                                if s in reduced.columns})
+    return tagged.groupBy(*keys).agg(*aggs)
 
 
 def reduce_one(prepared: DataFrame, a: Aggregate) -> DataFrame:
     """One aggregate's reduced rows (same columns as `reduce`'s rows of `a`) with its own
     groupBy over `prepare`d events: the batch runner's plan. Without a state store to share,
-    a small hash aggregation per aggregate avoids the sort that the string slots force on
-    one groupBy over exploded structs (10.2M events into Cassandra: 298 s vs 345 s,
-    `python bench/bench_processor.py batch --events 10000000`)."""
+    a small hash aggregation per aggregate spares exploding every event into tagged structs
+    (10.2M events into Cassandra: 298 s vs 345 s with the one groupBy, measured when string
+    slots still existed, `python bench/bench_processor.py batch --events 10000000`)."""
     slot_of = a.slot_of()
     keys = [k().cast("string").alias(f"k{i}") for i, (_, k) in enumerate(a.keys)]
     metrics = [SLOTS[m.kind][2](m.expr().cast(SLOTS[m.kind][1])).alias(slot_of[m.name])
                for m in a.metrics]
-    return _greatest_of_sets(
-        prepared.where(a.where())
-        .groupBy(F.lit(a.name).alias("agg"), F.col(f"w{a.window_seconds}").alias("wstart"),
-                 F.col(f"we{a.window_seconds}").alias("wend"), *keys)
-        .agg(*metrics))
+    return (prepared.where(a.where())
+            .groupBy(F.lit(a.name).alias("agg"), F.col(f"w{a.window_seconds}").alias("wstart"),
+                     F.col(f"we{a.window_seconds}").alias("wend"), *keys)
+            .agg(*metrics))
 
 
 def table_rows(reduced: DataFrame, name: str) -> DataFrame:
@@ -359,12 +362,30 @@ def table_rows(reduced: DataFrame, name: str) -> DataFrame:
     for m in out.metrics:
         metric, _, column = m.partition(":")
         cols.append(F.col(slot_of[metric]).alias(column or metric))
-    df = reduced.where(F.col("agg") == a.name).select(*cols)
+    df = reduced.where(F.col("agg") == a.name)
+    if out.attributes:
+        df, attributes = _with_attributes(df, reduced, a, BY_NAME[out.attributes])
+        cols += [F.col(name) for name in attributes]
+    df = df.select(*cols)
     if out.present:
         df = df.where(F.greatest(*(F.col(p) for p in out.present), F.lit(0)) > 0)
     if out.finish:
         df = out.finish(df)
     return df.select(*(_typed(out.table, col) for col in out.table.column_names))
+
+
+def _with_attributes(rows: DataFrame, reduced: DataFrame, a: Aggregate, b: Aggregate
+                     ) -> tuple[DataFrame, list[str]]:
+    """`rows` of aggregate `a` joined with the greatest value of each extra key of `b`
+    (keyed by a's window and keys, then the attributes) among b's rows in `reduced`."""
+    n = len(a.keys)
+    if [k for k, _ in b.keys[:n]] != [k for k, _ in a.keys] or b.window_seconds != a.window_seconds:
+        raise ValueError(f"{b.name} is not keyed by {a.name}'s window and keys")
+    on = ["wstart", *(f"k{i}" for i in range(n))]
+    names = [k for k, _ in b.keys[n:]]
+    greatest = (reduced.where(F.col("agg") == b.name).groupBy(*on)
+                .agg(*(F.max(f"k{n + i}").alias(k) for i, k in enumerate(names))))
+    return rows.join(greatest, on=on, how="left"), names
 
 
 def from_sessions(sessions: DataFrame, name: str) -> DataFrame:
@@ -403,10 +424,14 @@ def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lamb
     runner's plan, and the unit tests'. `cache` is applied to each aggregate's reduced rows
     (the runner persists them: several tables and the second level read them)."""
     prepared = prepare(events)
+    reduced = {a.name: cache(reduce_one(prepared, a)) for a in AGGREGATES}
     out = {}
     for a in AGGREGATES:
-        reduced = cache(reduce_one(prepared, a))
-        out.update({o.table.name: table_rows(reduced, o.table.name) for o in a.outputs})
+        for o in a.outputs:
+            rows = reduced[a.name]
+            if o.attributes:
+                rows = rows.unionByName(reduced[o.attributes], allowMissingColumns=True)
+            out[o.table.name] = table_rows(rows, o.table.name)
     for name in SECOND_LEVEL:
         out[name] = from_sessions(out["sessions"], name)
     return out

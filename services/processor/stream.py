@@ -148,11 +148,10 @@ def tag_and_reduce(marked, watermark_seconds: int):
         F.when(kind == "delivery", 1).otherwise(0).alias("_deliveries"),
         "kind", *DEAD_COLUMNS,
     )
+    # a dead letter is one record: its strings are keys, never buffers (see ag.SLOTS)
     dead = F.when(kind == "dead", ag.tag_struct(
         "dead_letter", F.col("kafka_ts"), F.lit(None).cast("timestamp"),
-        [F.col("partition"), F.col("offset")],
-        {"max_str0": F.col("payload"), "max_str1": F.col("reason"),
-         "max_str2": F.col("topic")}))
+        [F.col(c) for c in ("partition", "offset", "payload", "reason", "topic")], {}))
     tagged = ag.tag_rows(events, extra=[dead], keep=("kind", *DEAD_COLUMNS))
     wend = F.col("wend").alias("wend", metadata={WATERMARK_KEY: watermark_seconds * 1000})
     return ag.reduce(tagged, wend=wend)
@@ -169,10 +168,10 @@ def dead_letter_rows(reduced):
 
     return reduced.where(F.col("agg") == "dead_letter").select(
         F.to_date("wstart").alias("day"), F.col("wstart").alias("received_at"),
-        F.concat(F.lit("kafka:"), F.col("max_str2")).alias("source"),
+        F.concat(F.lit("kafka:"), F.col("k4")).alias("source"),
         F.col("k0").cast("int").alias("kafka_partition"),
         F.col("k1").cast("long").alias("kafka_offset"),
-        F.col("max_str1").alias("reason"), F.col("max_str0").alias("payload"))
+        F.col("k3").alias("reason"), F.col("k2").alias("payload"))
 
 
 class Router:
