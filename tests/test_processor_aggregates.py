@@ -92,7 +92,7 @@ def test_processor_session_attributes_are_the_greatest_of_its_events(spark):
     one = one[:3]
     assert len(one) == 3
     mixed = [dict(e, utm_campaign=c, device_type=d) for e, c, d in
-             zip(one, ["spring", None, "autumn"], ["tablet", "mobile", "desktop"])]
+             zip(one, ["spring", None, "autumn"], ["tablet", "mobile", "desktop"], strict=True)]
     rows = batch_tables(spark_events(spark, mixed))["sessions"].collect()
     assert len(rows) == 1
     s = rows[0]

@@ -218,15 +218,20 @@ class Router:
             # one job: runs the stateful part once (the writes read the cache) and says
             # which aggregates have rows, and the days of the sessions touched
             sessions, _ = ag.BY_TABLE["sessions"]
-            summary = batch.groupBy("agg").agg(
-                F.count(F.lit(1)).alias("rows"),
-                F.collect_set(F.when(F.col("agg") == sessions.name, F.to_date("wstart")))
-                .alias("days")).collect()
+            with ThreadPoolExecutor(1) as pool:
+                # building the tables' DataFrames is ~0.7 s of PySpark calls: done while
+                # the summary job runs
+                frames = pool.submit(lambda: {n: ag.table_rows(batch, n) for n in ag.FIRST_LEVEL})
+                summary = batch.groupBy("agg").agg(
+                    F.count(F.lit(1)).alias("rows"),
+                    F.collect_set(F.when(F.col("agg") == sessions.name, F.to_date("wstart")))
+                    .alias("days")).collect()
+                tables = frames.result()
             rows = {r["agg"]: r["rows"] for r in summary}
             days = [d for r in summary for d in r["days"]]
             log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, sum(rows.values()),
                      time.monotonic() - t0)
-            jobs = [(name + self.suffix, ag.table_rows(batch, name)) for name in ag.FIRST_LEVEL
+            jobs = [(name + self.suffix, df) for name, df in tables.items()
                     if rows.get(ag.BY_TABLE[name][0].name)]
             invalid = rows.get("dead_letter", 0)
             if invalid:
@@ -475,14 +480,14 @@ def run_stream(settings: Settings, master: str | None = None,
         router.refresh_second_level(force=True)
         return router
     except KeyboardInterrupt:
-        query.stop()
+        _stop_quietly(query)
         router.refresh_second_level(force=True)
         return router
     except ClickstreamError:
         raise
     except Exception as e:  # e.g. Cassandra gone while writing: fail loudly, resumable
         if query.isActive:
-            query.stop()
+            _stop_quietly(query)
         raise ClickstreamError(f"the streaming job stopped: {_first_line(e)} -- restart it "
                                f"to resume from {checkpoint}") from None
     finally:
@@ -490,6 +495,13 @@ def run_stream(settings: Settings, master: str | None = None,
             quality.write.shutdown()
         finally:
             spark.stop()
+
+
+def _stop_quietly(query) -> None:
+    """Stop the query on purpose: a micro-batch it interrupts makes py4j log the Python
+    traceback of the interrupted foreachBatch at ERROR, which is noise here."""
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+    query.stop()
 
 
 def _first_line(e) -> str:
