@@ -226,6 +226,8 @@ def test_processor_stream_cassandra_outage_fails_loudly_then_resumes_exactly(
         produce(s, [encode(e) for e in events[:half]])
         checkpoint = tmp_path / "ckpt"
         env = stream_env(s, checkpoint)
+        # the connector may wait forever on the Cassandra it lost: the write deadline ends it
+        env["CLICKSTREAM_PROCESSOR_WRITE_TIMEOUT_SECONDS"] = "30"
         args = [*CLI, "process", "--mode", "stream", "--trigger", "1", "--max-offsets", "300"]
         job = stream_job_past(args, env, checkpoint, commits=2)
         try:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         None, description="streaming checkpoints; default: <data_dir>/checkpoints/processor")
     processor_max_offsets_per_trigger: int = Field(300_000, ge=1)
     processor_starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
+    processor_write_timeout_seconds: float = Field(
+        300.0, gt=0, description="a micro-batch whose Cassandra writes take longer fails "
+                                 "(the job exits, resumable), instead of waiting forever")
     processor_second_level_seconds: float = Field(
         30.0, ge=0, description="refresh funnel_hourly/campaign_conversion at most this often "
                                 "(0: every micro-batch)")

@@ -181,3 +181,32 @@ def test_processor_stream_empty_micro_batch_writes_nothing():
     router(empty, 0)
     assert sink.tables == {}
     assert router.invalid_by_batch == {0: 0} and router.batches == 1
+
+
+def test_processor_stream_hung_or_failed_write_fails_the_micro_batch():
+    """A Cassandra write that never returns (the connector waiting on a lost node) fails
+    the micro-batch after the write deadline, as a failed write does at once: the job
+    exits loudly and resumably instead of hanging."""
+    import threading
+    import time
+
+    from shared.events import encode
+
+    spark = local_session()
+    records = spark.createDataFrame(
+        [(encode(e).decode(), 0, i, dt.datetime(2026, 1, 1), "t")
+         for i, e in enumerate(generate(3, seed=4))], RECORD_SCHEMA)
+    batch = stream.build_query_frame(records, WATERMARK)
+    release = threading.Event()
+    hung = stream.Router(lambda name, df: release.wait(), write_timeout=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="did not finish in 1 s"):
+        hung(batch, 0)
+    assert time.monotonic() - t0 < 30
+    release.set()
+
+    def down(name, df):
+        raise ConnectionError(f"{name}: no host")
+
+    with pytest.raises(ConnectionError, match="no host"):
+        stream.Router(down)(batch, 1)

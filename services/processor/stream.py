@@ -190,9 +190,11 @@ class Router:
     True)` (at the end of a run) waits for it and refreshes once more, synchronously."""
 
     def __init__(self, sink: Sink, suffix: str = "", second_level_seconds: float = 0.0,
-                 read_sessions: Callable[[list[dt.date]], DataFrame] | None = None):  # noqa: F821
+                 read_sessions: Callable[[list[dt.date]], DataFrame] | None = None,  # noqa: F821
+                 write_timeout: float = 300.0):
         self.sink = sink
         self.parallel_writes = 6
+        self.write_timeout = write_timeout
         self.suffix = suffix
         self.second_level_seconds = second_level_seconds
         self.read_sessions = read_sessions
@@ -236,9 +238,7 @@ class Router:
             invalid = rows.get("dead_letter", 0)
             if invalid:
                 jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
-            with ThreadPoolExecutor(self.parallel_writes) as pool:  # any failure fails it
-                for f in [pool.submit(self.sink, name, df) for name, df in jobs]:
-                    f.result()
+            self._write_all(jobs)
             self.invalid_by_batch[batch_id] = invalid
             self.dead_letters += invalid
             with self._lock:
@@ -249,6 +249,37 @@ class Router:
             self.batches += 1
         finally:
             batch.unpersist()
+
+    def _write_all(self, jobs: list[tuple[str, DataFrame]]) -> None:  # noqa: F821
+        """Write the tables concurrently; the first failure fails the micro-batch, and so
+        does a write still running after `write_timeout` seconds. The connector can wait
+        forever for a Cassandra that went away (its cached session's schema refresh never
+        completes): without the deadline the job would hang instead of failing loudly. The
+        threads are daemons, so that a hung one cannot keep the process alive."""
+        slots = threading.BoundedSemaphore(self.parallel_writes)
+        errors: list[BaseException] = []
+
+        def write(name: str, df) -> None:
+            with slots:
+                try:
+                    self.sink(name, df)
+                except BaseException as e:  # noqa: BLE001 - raised below, in the caller
+                    errors.append(e)
+
+        threads = [threading.Thread(target=write, args=job, name=f"write-{job[0]}",
+                                    daemon=True) for job in jobs]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + self.write_timeout
+        for t in threads:
+            while t.is_alive() and not errors and time.monotonic() < deadline:
+                t.join(0.2)
+        if errors:
+            raise errors[0]
+        stuck = [t.name.removeprefix("write-") for t in threads if t.is_alive()]
+        if stuck:
+            raise TimeoutError(f"Cassandra writes of {', '.join(stuck)} did not finish in "
+                               f"{self.write_timeout:.0f} s (is Cassandra up?)")
 
     # ----------------------------------------------------------------- second level
     def _start_second_level(self) -> None:
@@ -307,7 +338,10 @@ class Router:
             self._start_second_level()
             return
         if self._second_level is not None:
-            self._second_level.join()
+            self._second_level.join(self.write_timeout)
+            if self._second_level.is_alive():
+                raise TimeoutError(f"the second level's refresh did not finish in "
+                                   f"{self.write_timeout:.0f} s (is Cassandra up?)")
         self._raise_second_level_error()
         self._refresh_second_level()
 
@@ -451,7 +485,8 @@ def run_stream(settings: Settings, master: str | None = None,
     ks = settings.cassandra_keyspace
     router = Router(cassandra_sink(ks),
                     second_level_seconds=settings.processor_second_level_seconds,
-                    read_sessions=cassandra_sessions_reader(spark, ks))
+                    read_sessions=cassandra_sessions_reader(spark, ks),
+                    write_timeout=settings.processor_write_timeout_seconds)
     checkpoint.mkdir(parents=True, exist_ok=True)
     quality = QualityListener(cassandra_quality_writer(settings), router,
                               spool=checkpoint.parent / f"{checkpoint.name}.quality-pending")
