@@ -42,7 +42,8 @@ def docker_host():
     try:
         with engine.docker_engine(base) as host, testcontainers_env(host):
             try:
-                images.build_all(base, host, make_base=host == engine.private_host(base))
+                images.build_all(base, host, make_base=host == engine.private_host(base),
+                                 only=list(images.SERVER_IMAGES))
                 yield host
             finally:
                 remove_session_containers(host)

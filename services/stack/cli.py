@@ -151,9 +151,9 @@ def clean(yes: bool) -> None:
 
 
 @click.command("images")
-@click.option("--only", help="Comma-separated subset of kafka,cassandra,spark (default: all).")
+@click.option("--only", help="Comma-separated subset of kafka,cassandra,spark,app (default: all).")
 def images_command(only: str | None) -> None:
-    """Build the server images (Kafka, Cassandra, Spark) from the resolved jars.
+    """Build the images: Kafka, Cassandra, Spark (from the resolved jars) and the app.
 
     Each is rebuilt only when one of its inputs changed. Without DOCKER_HOST a private
     dockerd of this checkout runs for the build (installed from Debian's docker.io if
@@ -170,7 +170,7 @@ def images_command(only: str | None) -> None:
     unknown = set(names or []) - {i.name for i in images.images()}
     if unknown:
         raise ClickstreamError(f"unknown image(s) {', '.join(sorted(unknown))}: "
-                               "choose from kafka, cassandra, spark")
+                               "choose from kafka, cassandra, spark, app")
     with engine.docker_engine(s) as docker_host:
         refs = images.build_all(s, docker_host, make_base=docker_host == engine.private_host(s),
                                 echo=click.echo, only=names)

@@ -130,6 +130,52 @@ def render_spark(settings: Settings, ctx: Path) -> None:
     shutil.copy2(SPARK_LOG4J2, ctx / "conf" / "log4j2.properties")
 
 
+APP_SOURCES = ("pyproject.toml", "shared", "services", "dashboards")
+
+
+def _dependencies() -> list[str]:
+    import tomllib
+
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def _wheels(settings: Settings) -> Path:
+    """Wheels of the pinned dependencies, made once per dependency list by the venv's pip
+    (from its cache where it can), so the app image installs them without an index."""
+    deps = _dependencies()
+    key = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:16]
+    folder = settings.data_dir / "images" / "_wheels" / key
+    if (folder / "requirements.txt").exists():
+        return folder
+    tmp = folder.with_name(key + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / "requirements.txt").write_text("\n".join(deps) + "\n")
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(tmp),
+                        "-r", str(tmp / "requirements.txt")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ClickstreamError("pip could not make the app's wheels:\n"
+                               + _last_lines(r.stdout + r.stderr))
+    tmp.rename(folder)
+    return folder
+
+
+def render_app(settings: Settings, ctx: Path) -> None:
+    _common("app", ctx)
+    (ctx / "probe.sh").unlink()
+    _link_tree(_wheels(settings), ctx / "wheels")
+    _server_jars(settings, "spark", ctx)
+    (ctx / "src").mkdir()
+    for name in APP_SOURCES:
+        src = REPO_ROOT / name
+        if src.is_dir():
+            _link_tree(src, ctx / "src" / name)
+        else:
+            shutil.copy2(src, ctx / "src" / name)
+
+
 def _pin(package: str) -> str:
     text = (REPO_ROOT / "pyproject.toml").read_text()
     m = re.search(rf'"{package}==([^"]+)"', text)
@@ -138,13 +184,24 @@ def _pin(package: str) -> str:
     return m.group(1)
 
 
+def _version() -> str:
+    import tomllib
+
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
 def images() -> list[Image]:
-    """The server images, in build order. Tags are the server versions."""
+    """The images, in build order. Tags are the server versions (the app's: the project's).
+    The app image is for compose; the test backend needs only the three servers."""
     return [
         Image("kafka", "4.1.1", render_kafka),
         Image("cassandra", "5.0.9", render_cassandra),
         Image("spark", _pin("pyspark"), render_spark),
+        Image("app", _version(), render_app),
     ]
+
+
+SERVER_IMAGES = ("kafka", "cassandra", "spark")
 
 
 def ref(name: str) -> str:
@@ -174,9 +231,12 @@ def render(settings: Settings, image: Image) -> Path:
 
 
 # ------------------------------------------------------------------------ the base image
-def debian_mirror() -> str:
+def debian_mirror(files: list[Path] | None = None) -> str:
     """The Debian mirror this machine's apt uses (one-line and deb822 formats)."""
-    for f in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+    if files is None:
+        files = [Path("/etc/apt/sources.list"),
+                 *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for f in files:
         try:
             text = f.read_text()
         except (OSError, UnicodeDecodeError):
@@ -236,6 +296,7 @@ def build(client, image: Image, ctx: Path, echo=print) -> bool:
         echo(f"{image.ref}: up to date ({key})")
         return False
     echo(f"building {image.ref} ({key}) ...")
+    previous = _image_id(client, image.ref)
     t0 = time.monotonic()
     output: list[str] = []
     # network host: the engine may have no bridge, and a bridge here has no way out
@@ -250,7 +311,27 @@ def build(client, image: Image, ctx: Path, echo=print) -> bool:
             raise ClickstreamError(f"building {image.ref} failed: {chunk['error'].strip()}\n"
                                    + _last_lines("".join(output)))
     echo(f"  {image.ref}: built in {time.monotonic() - t0:.0f}s")
+    if previous and previous != _image_id(client, image.ref):
+        _remove_quietly(client, previous)  # the old build, now untagged: its disk is freed
     return True
+
+
+def _image_id(client, ref: str) -> str | None:
+    import docker
+
+    try:
+        return client.images.get(ref).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _remove_quietly(client, image_id: str) -> None:
+    import docker
+
+    try:
+        client.images.remove(image_id)
+    except docker.errors.APIError as e:  # still used by a container: it stays
+        log.info("kept the previous image %s: %s", image_id[:19], e)
 
 
 def build_all(settings: Settings, docker_host: str, make_base: bool, echo=print,
