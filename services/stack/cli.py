@@ -177,4 +177,31 @@ def images_command(only: str | None) -> None:
     click.echo("images ready: " + ", ".join(refs.values()))
 
 
-COMMANDS = [setup, up, down, status, logs, schema, clean, images_command]
+@click.command("docker", context_settings={"ignore_unknown_options": True,
+                                           "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def docker_command(command: tuple[str, ...]) -> None:
+    """Run COMMAND with DOCKER_HOST set: your engine (DOCKER_HOST), or this checkout's
+    private dockerd, started before COMMAND and stopped after it.
+
+    Ctrl-C goes to COMMAND (compose stops its containers), then the engine stops.
+
+    Example:
+
+        clickstream docker docker-compose -f compose/docker-compose.yml --profile demo up
+    """
+    import os
+    import subprocess
+
+    with engine.docker_engine(get_settings()) as docker_host:
+        proc = subprocess.Popen(list(command), env={**os.environ, "DOCKER_HOST": docker_host})
+        while True:
+            try:
+                rc = proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # COMMAND got the same Ctrl-C: let it finish its own shutdown
+    sys.exit(rc)
+
+
+COMMANDS = [setup, up, down, status, logs, schema, clean, images_command, docker_command]
