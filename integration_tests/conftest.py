@@ -7,6 +7,8 @@ keyspace and tables created. The backend is chosen by CLICKSTREAM_TEST_BACKEND
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from integration_tests.backends import (
@@ -48,7 +50,9 @@ def docker_host():
             finally:
                 remove_session_containers(host)
     except ClickstreamError as e:
-        pytest.fail(str(e), pytrace=False)
+        # the full error (a failed build's last lines) once; each test then names it briefly
+        sys.__stderr__.write(f"\nerror: {e}\n")
+        pytest.fail(f"no Docker engine or images: {str(e).splitlines()[0]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -277,6 +277,7 @@ def ensure_base(client, echo=print) -> bool:
 
 # ------------------------------------------------------------------------ builds
 def _last_lines(text: str, n: int = 20) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the engine colours a step's stderr
     return "\n".join(text.strip().splitlines()[-n:])
 
 
