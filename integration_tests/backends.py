@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +171,8 @@ def spark_containers(settings: Settings, shared_dir: Path) -> Iterator[None]:
     """A standalone master + worker in containers on the host's network: the driver is
     the test process, bound to 127.0.0.1, and executors must reach it there (a bridge
     container's 127.0.0.1 is its own). `shared_dir` is mounted at the same path, read-only,
-    so executors read the same input files as the driver names."""
+    so executors read the same input files as the driver names; the driver's Python path
+    runs the image's python3 there (PySpark's workers need the same minor version)."""
     from testcontainers.core.container import DockerContainer
 
     s = settings
@@ -185,7 +187,9 @@ def spark_containers(settings: Settings, shared_dir: Path) -> Iterator[None]:
     worker = (
         DockerContainer(images.ref("spark"))
         .with_kwargs(network_mode="host")
-        .with_envs(SPARK_ROLE="spark-worker", SPARK_WEBUI_PORT=str(s.spark_worker_webui_port))
+        .with_envs(SPARK_ROLE="spark-worker", SPARK_WEBUI_PORT=str(s.spark_worker_webui_port),
+                   # executors run the Python the driver names: the venv's, here python3
+                   PYTHON_ALIASES=sys.executable)
         .with_volume_mapping(str(shared_dir), str(shared_dir), mode="ro")
         .with_command(["org.apache.spark.deploy.worker.Worker", s.spark_standalone_url,
                        "--host", "127.0.0.1", "--cores", str(s.spark_worker_cores),

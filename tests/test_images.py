@@ -107,3 +107,13 @@ def test_engine_none_and_not_root_says_how_to_get_one(monkeypatch, settings):
 
 def test_engine_private_socket_lives_under_the_data_dir(settings):
     assert engine.private_host(settings) == f"unix://{settings.data_dir}/docker/docker.sock"
+
+
+def test_engine_leases_of_dead_processes_are_dropped(tmp_path):
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / f"{os.getpid()}-aaaa").touch()
+    (users / "999999999-bbbb").touch()  # above any pid_max: that process is gone
+    (users / "junk").touch()
+    assert [p.name for p in engine._live_users(users)] == [f"{os.getpid()}-aaaa"]
+    assert sorted(p.name for p in users.iterdir()) == [f"{os.getpid()}-aaaa"]

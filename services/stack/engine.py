@@ -6,7 +6,8 @@
 `DOCKER_HOST` set: that engine is used as it is (never started, never stopped). Unset:
 a private `dockerd` of this checkout runs on its own socket under `<data_dir>/docker/`,
 started here when it does not run yet (installing Debian's `docker.io` first if root may)
-and stopped when the `with` block ends if it was started by it. The daemon never touches
+and stopped when the last `with` block using it ends (several commands of one checkout
+may share it: a test run and `clickstream images`, say). The daemon never touches
 iptables or IP forwarding (`--iptables=false --ip-forward=false ...`), and has no default
 bridge (`--bridge=none`): several such daemons on one machine would share `docker0`; the
 tests' own networks are user-defined bridges, whose subnets each daemon picks free.
@@ -21,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +142,22 @@ def stop_private(settings: Settings, pid: int, timeout: float = 30) -> None:
         log.warning("dockerd did not stop in %ss; killing it\n%s", timeout,
                     tail(engine_dir(settings) / "dockerd.log"))
         p.kill()
+        p.wait(10)
+    unmount_leftovers(engine_dir(settings))
+
+
+def unmount_leftovers(folder: Path) -> list[str]:
+    """Unmount what a stopped dockerd left mounted under `folder` (it keeps the
+    `exec/netns/default` namespace mount), deepest first, so the folder can be removed."""
+    prefix = str(folder.resolve()) + "/"
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    points = [p.replace("\\040", " ") for p in points if p.startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        r = subprocess.run(["umount", point], capture_output=True, text=True)
+        if r.returncode != 0:
+            log.warning("could not unmount %s: %s", point, r.stderr.strip())
+    return points
 
 
 def _raise(message: str):
@@ -147,9 +165,35 @@ def _raise(message: str):
 
 
 @contextlib.contextmanager
+def _lock(settings: Settings) -> Iterator[None]:
+    import fcntl
+
+    engine_dir(settings).mkdir(parents=True, exist_ok=True)
+    with open(engine_dir(settings) / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _live_users(users: Path) -> list[Path]:
+    """Lease files (`<pid>-<id>`) of processes still alive; stale ones are removed."""
+    live = []
+    for lease in users.iterdir():
+        try:
+            alive = psutil.pid_exists(int(lease.name.split("-")[0]))
+        except ValueError:
+            alive = False
+        if alive:
+            live.append(lease)
+        else:
+            lease.unlink(missing_ok=True)
+    return live
+
+
+@contextlib.contextmanager
 def docker_engine(settings: Settings) -> Iterator[str]:
-    """Yield a DOCKER_HOST that answers: the user's, or this checkout's private daemon,
-    started now (and stopped at the end) if it does not run yet."""
+    """Yield a DOCKER_HOST that answers: the user's, or this checkout's private daemon.
+    Every user of the private daemon holds a lease under `<data_dir>/docker/users/`; the
+    first starts the daemon, the last one out stops it (a crashed user's lease is ignored)."""
     if os.environ.get("DOCKER_HOST"):
         if not answers(os.environ["DOCKER_HOST"]):
             raise ClickstreamError(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer: "
@@ -157,16 +201,23 @@ def docker_engine(settings: Settings) -> Iterator[str]:
         yield os.environ["DOCKER_HOST"]
         return
     host = private_host(settings)
-    if _dockerd_pid(settings) and answers(host):
-        yield host  # started by another command of this checkout: its owner stops it
-        return
-    reason = available(settings)
-    if reason:
-        raise ClickstreamError(reason)
-    pid = start_private(settings)
+    users = engine_dir(settings) / "users"
+    lease = users / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with _lock(settings):
+        if not (_dockerd_pid(settings) and answers(host)):
+            reason = available(settings)
+            if reason:
+                raise ClickstreamError(reason)
+            start_private(settings)
+        users.mkdir(exist_ok=True)
+        lease.touch()
     t0 = time.monotonic()
     try:
         yield host
     finally:
-        stop_private(settings, pid)
-        log.info("stopped dockerd (pid %s) after %.0fs", pid, time.monotonic() - t0)
+        with _lock(settings):
+            lease.unlink(missing_ok=True)
+            pid = _dockerd_pid(settings)
+            if pid and not _live_users(users):
+                stop_private(settings, pid)
+                log.info("stopped dockerd (pid %s) after %.0fs", pid, time.monotonic() - t0)

@@ -122,10 +122,13 @@ def render_cassandra(settings: Settings, ctx: Path) -> None:
 
 
 def render_spark(settings: Settings, ctx: Path) -> None:
+    import py4j
+
     from services.stack.spark import spark_home
 
     _common("spark", ctx)
-    _link_tree(spark_home(), ctx / "pyspark")
+    _link_tree(spark_home(), ctx / "python" / "pyspark")
+    _link_tree(Path(py4j.__file__).resolve().parent, ctx / "python" / "py4j")
     (ctx / "conf").mkdir()
     shutil.copy2(SPARK_LOG4J2, ctx / "conf" / "log4j2.properties")
 
