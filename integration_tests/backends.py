@@ -36,13 +36,12 @@ class Endpoints:
     extras: dict = field(default_factory=dict)
 
 
-def choose_backend(requested: str) -> str:
-    """auto: testcontainers when DOCKER_HOST names an engine that answers, else local.
-    (A private engine is started only when testcontainers is asked for by name.)"""
+def choose_backend(requested: str, docker_host: str | None) -> str:
+    """auto: testcontainers when the user's DOCKER_HOST names an engine that answers, else
+    local. (A private engine is started only when testcontainers is asked for by name.)"""
     if requested != "auto":
         return requested
-    host = os.environ.get("DOCKER_HOST")
-    return "testcontainers" if host and engine.answers(host) else "local"
+    return "testcontainers" if docker_host and engine.answers(docker_host) else "local"
 
 
 def local_settings(data_dir: Path, **overrides) -> Settings:

@@ -7,6 +7,7 @@ keyspace and tables created. The backend is chosen by CLICKSTREAM_TEST_BACKEND
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -24,6 +25,9 @@ from services.errors import ClickstreamError
 from services.stack import engine, images
 from services.stack.stack import LocalStack
 from shared.settings import Settings
+
+# The user's engine, read before the `docker_host` fixture may point DOCKER_HOST at ours.
+USER_DOCKER_HOST = os.environ.get("DOCKER_HOST")
 
 
 def pytest_collection_modifyitems(items):
@@ -58,7 +62,7 @@ def docker_host():
 @pytest.fixture(scope="session")
 def stack(request, tmp_path_factory):
     base = Settings(_env_file=None)
-    backend = choose_backend(base.test_backend)
+    backend = choose_backend(base.test_backend, USER_DOCKER_HOST)
     data_dir = tmp_path_factory.mktemp("stack")
     if backend == "testcontainers" and engine.available(base):
         print(f"\nno testcontainers: {engine.available(base)}; using the local stack")

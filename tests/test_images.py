@@ -117,3 +117,12 @@ def test_engine_leases_of_dead_processes_are_dropped(tmp_path):
     (users / "junk").touch()
     assert [p.name for p in engine._live_users(users)] == [f"{os.getpid()}-aaaa"]
     assert sorted(p.name for p in users.iterdir()) == [f"{os.getpid()}-aaaa"]
+
+
+def test_backend_auto_is_testcontainers_only_for_an_engine_the_user_named():
+    from integration_tests.backends import choose_backend
+
+    assert choose_backend("auto", None) == "local"  # no private engine started for auto
+    assert choose_backend("auto", "unix:///nonexistent/docker.sock") == "local"
+    assert choose_backend("testcontainers", None) == "testcontainers"
+    assert choose_backend("local", "unix:///nonexistent/docker.sock") == "local"
