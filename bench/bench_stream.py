@@ -181,12 +181,13 @@ def driver_rss_mb(proc: psutil.Process) -> float:
     return total / 2**20
 
 
-def _drop_keyspace(settings: Settings) -> None:
+def drop_keyspace(settings: Settings) -> None:
+    """Drop the settings' keyspace: a bench run must not re-read an earlier run's rows."""
     from services.stack.cql import connect
 
     cluster, session = connect(settings)
     try:
-        session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=120)
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
     finally:
         cluster.shutdown()
 
@@ -198,7 +199,7 @@ def live(rate: float, minutes: float, trigger: float, partitions: int = 3) -> di
                                        "kafka_partitions": partitions})
     env = settings_env(settings)
     cli = [sys.executable, "-m", "services.cli"]
-    _drop_keyspace(settings)  # a run must not re-read the sessions of earlier runs
+    drop_keyspace(settings)  # a run must not re-read the sessions of earlier runs
     subprocess.run([*cli, "schema"], env=env, cwd=REPO, check=True, capture_output=True)
     with tempfile.TemporaryDirectory(prefix="bench-stream-", ignore_cleanup_errors=True) as tmp:
         checkpoint = Path(tmp) / "ckpt"

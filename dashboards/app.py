@@ -1,11 +1,10 @@
-"""The live dashboard: a Panel app with Bokeh charts over the Cassandra tables.
+"""The live dashboard: a Panel app of hvplot charts over the Cassandra tables.
 
 One `Dashboard` per browser session; all sessions of a server share one `Reader` (one
-Cassandra session, prepared statements, a cache of closed day partitions). Each session
-refreshes on its own periodic callback; the read runs in a worker thread so a slow or
-unreachable Cassandra never blocks the server. The charts (`dashboards.charts`) are Bokeh
-figures built once per session; a refresh only replaces their data, and only for the
-charts whose data changed.
+Cassandra session, prepared statements, a cache of closed windows). Each session refreshes
+on its own periodic callback; the read runs in a worker thread so a slow or unreachable
+Cassandra never blocks the server. A refresh reads only the tables of the open tab and the
+KPIs (`specs.tables_for`), and updates only the open tab's charts, in place.
 
 Serve it with `clickstream dashboard` (127.0.0.1:5006 by default), or for development:
 
@@ -16,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import datetime as dt
 import io
 import logging
@@ -26,184 +26,65 @@ import pandas as pd
 import panel as pn
 import param
 
-from dashboards import charts as ch
-from dashboards import data as dl
-from shared.events import PAGES
+from dashboards import views
+from dashboards.charts import Chart
+from dashboards.ranges import DEFAULT_RANGE, MODES, RANGES, table_for
+from dashboards.reader import VIEW_TABLES, DataUnavailable, Reader, Snapshot
+from dashboards.specs import CHARTS, KPIS, TABLE_TAB, TABS, format_kpis, tables_for
 
 log = logging.getLogger(__name__)
 
 ACCENT = "#0b6e4f"
 TITLE = "Clickstream — live"
-
-
-# --------------------------------------------------------------------------- charts
-def build_charts() -> dict[str, ch.Chart]:
-    """Every chart, by name (its CSS class is `chart-<name>`); each title names its table."""
-    charts = [
-        ch.hbars("funnel", "Conversion funnel (sessions)", "stage", "sessions",
-                 hover=[("share", "0.0%")]),
-        ch.bars("devices", "Page views by device (device_distribution)", "device_type",
-                ["page_views"], color=ACCENT),
-        ch.lines("page-views-time", "Page views over time (time_agg)", "time", PAGES,
-                 y_label="page views"),
-        ch.bars("page-views-page", "Page views per page (time_agg)", "page", ["page_views"],
-                color=ACCENT),
-        ch.time_bars("site-views", "Site page views per hour (website_views)", "time",
-                     "page_views"),
-        ch.time_bars("revenue-time", "Revenue per hour, $ (revenue_hourly)", "time", "revenue",
-                     y_format="$0,0.[00]", hover=["purchases"]),
-        ch.bars("top-views", "Top products by views (product_views)", "product_id", ["views"]),
-        ch.bars("top-cart", "Top products by cart additions (product_cart_additions)",
-                "product_id", ["cart_additions"]),
-        ch.bars("top-purchases", "Top products by purchases (product_purchases)", "product_id",
-                ["purchases"]),
-        ch.bars("top-revenue", "Top products by revenue, $ (product_purchases)", "product_id",
-                ["revenue"], color=ACCENT, y_format="$0,0.[00]"),
-        ch.bars("atc-rate", "Add-to-cart rate of the most viewed products (product_actions)",
-                "product_id", ["add_to_cart_rate"], hover=["views", "add_to_cart"],
-                y_format="0.0%"),
-        ch.bars("duration", "Average time on page, s (agg_duration)", "page",
-                ["avg_duration_s"], color=ACCENT, y_format="0.0"),
-        ch.bars("campaign-events", "Events per campaign (campaign_events)", "utm_campaign",
-                ["events"]),
-        ch.bars("campaign-actions", "Add-to-cart and purchases per campaign (campaign_actions)",
-                "utm_campaign", ["add_to_cart", "purchases"],
-                labels=["add to cart", "purchases"], y_label="actions"),
-        ch.bars("campaign-conversion", "Session conversion per campaign (campaign_conversion)",
-                "utm_campaign", ["conversion_rate"], hover=["sessions", "converted"],
-                color=ACCENT, y_format="0.0%"),
-        ch.lines("quality-time", "Events and duplicates over time (data_quality)", "time",
-                 ["events", "duplicates"]),
-        ch.num_bars("session-events", "Events per session (sessions)", "events", "sessions"),
-    ]
-    return {c.name: c for c in charts}
-
-
-def _top(snap: dl.Snapshot) -> dict[str, pd.DataFrame]:
-    return snap.memo("top_products", lambda: dl.top_products(snap))
-
-
-def _campaigns(snap: dl.Snapshot) -> pd.DataFrame:
-    return snap.memo("campaigns", lambda: dl.campaign_performance(snap))
-
-
-#: chart name -> the frame it shows
-CHART_VIEWS = {
-    "funnel": dl.funnel,
-    "devices": dl.device_distribution,
-    "page-views-time": dl.page_views_wide,
-    "page-views-page": dl.page_views_per_page,
-    "site-views": dl.site_views_over_time,
-    "revenue-time": dl.revenue_over_time,
-    "top-views": lambda s: _top(s)["views"],
-    "top-cart": lambda s: _top(s)["cart_additions"],
-    "top-purchases": lambda s: _top(s)["purchases"],
-    "top-revenue": lambda s: _top(s)["revenue"],
-    "atc-rate": dl.product_add_to_cart_rate,
-    "duration": dl.avg_duration_per_page,
-    "campaign-events": _campaigns,
-    "campaign-actions": _campaigns,
-    "campaign-conversion": lambda s: _campaigns(s).fillna({"conversion_rate": 0}),
-    "quality-time": dl.quality_over_time,
-    "session-events": dl.session_event_histogram,
-}
-
-#: tab label -> its charts, in layout order (two per row). Tabs are rendered only when
-#: shown, and only the shown tab's charts are updated by a refresh.
-TABS: dict[str, tuple[str, ...]] = {
-    "Overview": ("funnel", "devices", "page-views-time", "page-views-page", "site-views",
-                 "revenue-time"),
-    "Products": ("top-views", "top-cart", "top-purchases", "top-revenue", "atc-rate"),
-    "Campaigns": ("campaign-events", "campaign-actions", "campaign-conversion", "duration"),
-    "Sessions & quality": ("session-events", "quality-time"),
-    "Table rows": (),
-}
-
-
-def chart_frames(snap: dl.Snapshot, names=None) -> dict[str, pd.DataFrame]:
-    """Chart name -> the frame it shows, for `names` (default: every chart)."""
-    return {name: CHART_VIEWS[name](snap) for name in (names or CHART_VIEWS)}
+NO_DATA = "no data yet — run `make stream`"
 
 
 def _fmt(value, spec: str, none: str = "—") -> str:
     return none if value is None else spec.format(value)
 
 
-KPI_FORMATS = {
-    "events_per_minute": ("Events / min", "{:,.1f}"),
-    "active_sessions": ("Active sessions", "{:,}"),
-    "conversion_rate": ("Conversion", "{:.2%}"),
-    "revenue": ("Revenue", "${:,.2f}"),
-    "invalid": ("Invalid", "{:,}"),
-    "late": ("Late", "{:,}"),
-    "duplicates": ("Duplicates", "{:,}"),
-}
-
-
-def format_kpis(k: dict) -> dict[str, str]:
-    """KPI name -> the text shown in the header (what the browser test reads)."""
-    return {name: _fmt(k.get(name), spec) for name, (_, spec) in KPI_FORMATS.items()}
-
-
-# --------------------------------------------------------------------------- the app
-class _Tabs(pn.Tabs):
-    """Dynamic tabs that call `_before_render()` when a tab is opened, before its models
-    are made: a figure updated only after its first render in a hidden-until-now tab
-    stayed blank, one that has its data when it is rendered does not."""
-
-    _before_render = None
-
-    def _update_active(self, *events):
-        if self._before_render is not None and any(e.name == "active" for e in events):
-            self._before_render()
-        super()._update_active(*events)
-
-
 class Dashboard(pn.viewable.Viewer):
     """Stream/batch switch, time range, refresh interval; everything else is derived."""
 
-    mode = param.Selector(objects=list(dl.MODES), default="stream", doc="stream or _batch tables")
-    time_range = param.Selector(objects=list(dl.RANGES), default=dl.DEFAULT_RANGE)
+    mode = param.Selector(objects=list(MODES), default="stream", doc="stream or _batch tables")
+    time_range = param.Selector(objects=list(RANGES), default=DEFAULT_RANGE)
     refresh_seconds = param.Number(default=5.0, bounds=(0.5, 3600), doc="auto-refresh period")
-    table_name = param.Selector(objects=list(dl.VIEW_TABLES), default="time_agg",
+    table_name = param.Selector(objects=list(VIEW_TABLES), default="time_agg",
                                 doc="table shown in the tabular view")
     error = param.String(default="", doc="set while Cassandra is unreachable")
     refreshes = param.Integer(default=0, doc="completed refreshes (for tests and the footer)")
 
-    def __init__(self, reader: dl.Reader, **params):
+    def __init__(self, reader: Reader, chart_factory=Chart, **params):
         super().__init__(**params)
         self.reader = reader
-        self.snapshot: dl.Snapshot | None = None
-        self.last_server_seconds = 0.0
-        self.last_apply_seconds = 0.0
+        self.snapshot: Snapshot | None = None
+        self.tabs: pn.Tabs | None = None
         self._callback = None
         self._doc = None
         self._busy = threading.Lock()
-        #: one record per completed refresh cycle: seconds from the start of the read until
-        #: the server's event loop is idle again (chart updates included), for the bench
+        #: one record per completed refresh cycle (seconds): from the start of the read
+        #: until the server's event loop is idle again, and its parts, for the bench
         self.cycles: collections.deque[dict] = collections.deque(maxlen=1000)
+        self.charts: dict[str, Chart] = {spec.name: chart_factory(spec) for spec in CHARTS}
+        self._stale: set[str] = set(self.charts)  # charts not updated since the last read
         self._build()
         self.param.watch(lambda *_: self.schedule_refresh(), ["mode", "time_range"])
         self.param.watch(self._set_period, ["refresh_seconds"])
-        self.param.watch(lambda *_: self._update_table(), ["table_name"])
+        self.param.watch(lambda *_: self._on_table_name(), ["table_name"])
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
         self.banner = pn.pane.Alert("", alert_type="danger", visible=False,
                                     css_classes=["banner-down"], sizing_mode="stretch_width")
         self.empty_note = pn.pane.Alert(
-            f"**{dl.NO_DATA}** (or `clickstream dashboard --seed-demo` for a demo data set)",
+            f"**{NO_DATA}** (or `clickstream dashboard --seed-demo` for a demo data set)",
             alert_type="info", visible=False, css_classes=["banner-empty"],
             sizing_mode="stretch_width")
         self.kpi = {name: pn.indicators.Number(label=label, value=0, format="—", font_size="28pt",
                                                title_size="11pt",
                                                css_classes=["kpi", f"kpi-{name.replace('_', '-')}"])
-                    for name, (label, _) in KPI_FORMATS.items()}
+                    for name, (label, _) in KPIS.items()}
         self.status = pn.pane.Markdown("", css_classes=["status-line"])
-
-        self.charts = build_charts()  # figures: built with the layout (`main`)
-        self._stale: set[str] = set(self.charts)  # charts not updated since the last read
-
         self.session_numbers = pn.pane.Markdown("", css_classes=["session-stats"])
         self.table = pn.widgets.Tabulator(pd.DataFrame(), pagination="remote", page_size=15,
                                           sizing_mode="stretch_width", disabled=True,
@@ -213,8 +94,10 @@ class Dashboard(pn.viewable.Viewer):
                                                 css_classes=["csv-download"])
 
     def _csv(self):
-        self.download.filename = f"{dl.table_for(self.table_name, self.mode).name}.csv"
-        df = dl.table_view(self.snapshot, self.table_name) if self.snapshot else pd.DataFrame()
+        self.download.filename = f"{table_for(self.table_name, self.mode).name}.csv"
+        df = (views.table_view(self.snapshot, self.table_name)
+              if self.snapshot is not None and self.snapshot.has([self.table_name])
+              else pd.DataFrame())
         buf = io.StringIO()
         df.to_csv(buf, index=False)
         buf.seek(0)
@@ -234,12 +117,8 @@ class Dashboard(pn.viewable.Viewer):
         )
 
     def main(self) -> list:
-        # Every figure exists before the tabs do (a figure added to a tab's layout after
-        # the tab was rendered stayed blank); a hidden tab's figures are only Python
-        # objects: no document models, nothing sent, no canvas, until the tab is opened.
-        for chart in self.charts.values():
-            chart.ensure()
-        self._stale = set(self.charts)
+        # A hidden tab's charts are only Python objects (not even a figure) until the tab
+        # is opened: no document models, nothing sent, no canvas.
         c = {name: chart.pane for name, chart in self.charts.items()}
 
         def rows(names):
@@ -251,14 +130,14 @@ class Dashboard(pn.viewable.Viewer):
         pages["Sessions & quality"].objects = [
             pn.Row(c["session-events"], self.session_numbers, sizing_mode="stretch_width"),
             pn.Row(c["quality-time"], sizing_mode="stretch_width")]
-        pages["Table rows"].objects = [
+        pages[TABLE_TAB].objects = [
             pn.Row(pn.widgets.Select.from_param(self.param.table_name, name="Table",
                                                 css_classes=["table-select"]),
                    self.download),
             self.table]
-        self.tabs = _Tabs(*pages.items(), dynamic=True, sizing_mode="stretch_width",
-                          css_classes=["tabs"])
-        self.tabs._before_render = self._show_tab
+        self.tabs = pn.Tabs(*pages.items(), dynamic=True, sizing_mode="stretch_width",
+                            css_classes=["tabs"])
+        self.tabs.param.watch(lambda *_: self._on_tab(), "active")
         return [
             self.banner,
             self.empty_note,
@@ -267,26 +146,42 @@ class Dashboard(pn.viewable.Viewer):
         ]
 
     def visible_charts(self) -> tuple[str, ...]:
-        tabs = getattr(self, "tabs", None)
-        if tabs is None:  # no layout yet (unit tests): every chart
+        if self.tabs is None:  # no layout yet (unit tests): every chart
             return tuple(self.charts)
-        return list(TABS.values())[tabs.active]
+        return list(TABS.values())[self.tabs.active]
 
     def table_visible(self) -> bool:
-        tabs = getattr(self, "tabs", None)
-        return tabs is None or list(TABS)[tabs.active] == "Table rows"
+        return self.tabs is None or list(TABS)[self.tabs.active] == TABLE_TAB
 
-    def _show_tab(self) -> None:
-        """A tab was opened: bring its charts (and the table) up to the last snapshot."""
+    def wanted_tables(self) -> set[str]:
+        """What the next refresh reads: the open tab's tables and the KPIs'."""
+        return tables_for(self.visible_charts(),
+                          [self.table_name] if self.table_visible() else [])
+
+    def _on_tab(self) -> None:
+        """A tab was opened: show what the last read has for it, read what it lacks."""
+        self._show_visible()
+        if self.snapshot is not None and not self.snapshot.has(self.wanted_tables()):
+            self.schedule_refresh()
+
+    def _on_table_name(self) -> None:
+        if self.snapshot is not None and self.snapshot.has([self.table_name]):
+            self._update_table()
+        else:
+            self.schedule_refresh()
+
+    def _show_visible(self) -> None:
+        """Draw the open tab's charts and bring them up to the last snapshot."""
         for name in self.visible_charts():
             self.charts[name].ensure()
         if self.snapshot is None:
             return
-        names = [n for n in self.visible_charts() if n in self._stale]
-        for name, df in chart_frames(self.snapshot, names).items():
-            self.charts[name].update(df)
+        names = [n for n in self.visible_charts()
+                 if n in self._stale and self.snapshot.has([self.charts[n].spec.table])]
+        for name in names:
+            self.charts[name].update(self.charts[name].spec.view(self.snapshot))
         self._stale.difference_update(names)
-        if self.table_visible():
+        if self.table_visible() and self.snapshot.has([self.table_name]):
             self._update_table()
 
     def __panel__(self):
@@ -296,12 +191,19 @@ class Dashboard(pn.viewable.Viewer):
             title=TITLE, sidebar=[self.controls()],
             main=[pn.Column(*self.main(), sizing_mode="stretch_width")], accent=ACCENT,
             sidebar_width=260, main_layout=None)
-        self._show_tab()
         if _in_server():
             # the first read happens before the page is built, so the first render already
-            # shows data (no second round of chart updates right after load)
-            self.refresh_now()
+            # shows data (no second round of chart updates right after load); it runs in a
+            # thread while hvplot draws the open tab's charts
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                t0, c0, wanted = time.perf_counter(), time.process_time(), self._wanted()
+                pending = pool.submit(self._read, *wanted)
+                self._show_visible()
+                result = pending.result()
+            self._cycle_done(t0, c0, wanted, result, self._apply(result))
             pn.state.onload(self.start)
+        else:
+            self._show_visible()
         return template
 
     # ------------------------------------------------------------------ refresh
@@ -322,6 +224,9 @@ class Dashboard(pn.viewable.Viewer):
         else:
             self.refresh_now()
 
+    def _wanted(self) -> tuple[str, str, frozenset[str]]:
+        return self.mode, self.time_range, frozenset(self.wanted_tables())
+
     async def refresh(self) -> None:
         """Read in a worker thread, then update the page; skip if a refresh is running.
 
@@ -333,9 +238,9 @@ class Dashboard(pn.viewable.Viewer):
         try:
             while True:
                 t0, c0 = time.perf_counter(), time.process_time()
-                wanted = (self.mode, self.time_range)
+                wanted = self._wanted()
                 result = await asyncio.to_thread(self._read, *wanted)
-                if wanted == (self.mode, self.time_range):
+                if wanted == self._wanted():
                     break  # else the user switched while we read: read again
         except BaseException:
             self._busy.release()
@@ -343,10 +248,12 @@ class Dashboard(pn.viewable.Viewer):
 
         def finish() -> None:
             try:
-                self._apply(result)
-                self._cycle_done(t0, c0, wanted, result)
+                parts = self._apply(result)
+                self._cycle_done(t0, c0, wanted, result, parts)
             finally:
                 self._busy.release()
+            if self._wanted() != wanted:  # switched after the read: no need to wait a period
+                self.schedule_refresh()
 
         if self._doc is not None and self._doc.session_context is not None:
             self._doc.add_next_tick_callback(finish)
@@ -356,33 +263,33 @@ class Dashboard(pn.viewable.Viewer):
     def refresh_now(self) -> None:
         """The same refresh, synchronously (unit tests, bench)."""
         t0, c0 = time.perf_counter(), time.process_time()
-        wanted = (self.mode, self.time_range)
+        wanted = self._wanted()
         result = self._read(*wanted)
-        self._apply(result)
-        self._cycle_done(t0, c0, wanted, result)
+        parts = self._apply(result)
+        self._cycle_done(t0, c0, wanted, result, parts)
 
-    def _cycle_done(self, t0: float, c0: float, wanted: tuple[str, str], result) -> None:
+    def _cycle_done(self, t0: float, c0: float, wanted, result, parts: dict) -> None:
         """Record the cycle once the event loop has run whatever the updates queued."""
         def done():
             ok = not isinstance(result, Exception)
             self.cycles.append({"seconds": time.perf_counter() - t0,
                                 "cpu_seconds": time.process_time() - c0, "mode": wanted[0],
-                                "range": wanted[1], "ok": ok,
-                                "read_seconds": result.read_seconds if ok else None,
-                                "apply_seconds": self.last_apply_seconds})
+                                "range": wanted[1], "ok": ok, "tables": len(wanted[2]),
+                                "read_seconds": result.read_seconds if ok else None, **parts})
         if self._doc is not None and self._doc.session_context is not None:
             self._doc.add_next_tick_callback(done)
         else:
             done()
 
-    def _read(self, mode: str, time_range: str):
+    def _read(self, mode: str, time_range: str, tables: frozenset[str]):
         try:
-            return self.reader.snapshot(mode, time_range)
-        except dl.DataUnavailable as e:
+            return self.reader.snapshot(mode, time_range, tables)
+        except DataUnavailable as e:
             return e
 
-    def _apply(self, result) -> None:
-        t0 = time.perf_counter()
+    def _apply(self, result) -> dict:
+        """Show a read (or its failure); returns the seconds spent building the frames and
+        updating the charts."""
         now = dt.datetime.now(dt.UTC)
         if isinstance(result, Exception):
             self.error = str(result)
@@ -390,20 +297,23 @@ class Dashboard(pn.viewable.Viewer):
                                   f"Retrying every {self.refresh_seconds:g} s. ({result})")
             self.banner.visible = True
             self.status.object = f"last attempt {now:%H:%M:%S} UTC: failed"
-            return
-        snap: dl.Snapshot = result
+            return {}
+        snap: Snapshot = result
         self.error = ""
         self.banner.visible = False
         self.snapshot = snap
         self.empty_note.visible = snap.empty
-        texts = format_kpis(dl.kpis(snap))
+        t0 = time.perf_counter()
+        texts = format_kpis(views.kpis(snap))
+        visible = [n for n in self.visible_charts() if snap.has([self.charts[n].spec.table])]
+        frames = {name: self.charts[name].spec.view(snap) for name in visible}
+        st = views.session_stats(snap)
+        t1 = time.perf_counter()
         for name, text in texts.items():
             self.kpi[name].format = text.replace("{", "{{").replace("}", "}}")
-        visible = self.visible_charts()
-        for name, df in chart_frames(snap, visible).items():
+        for name, df in frames.items():
             self.charts[name].update(df)  # in place; unchanged charts send nothing
         self._stale = set(self.charts) - set(visible)
-        st = dl.session_stats(snap)
         self.session_numbers.object = (
             "### Session statistics\n\n"
             f"| | |\n|---|---|\n"
@@ -413,23 +323,21 @@ class Dashboard(pn.viewable.Viewer):
             f"| bounce rate | {_fmt(st['bounce_rate'], '{:.1%}')} |\n"
             f"| cart abandonment | {_fmt(st['cart_abandonment'], '{:.1%}')} |\n"
             f"| conversion | {_fmt(st['conversion_rate'], '{:.2%}')} |\n")
-        if self.table_visible():
+        if self.table_visible() and snap.has([self.table_name]):
             self._update_table()
         self.refreshes += 1
-        self.last_apply_seconds = time.perf_counter() - t0
-        self.last_server_seconds = snap.read_seconds + self.last_apply_seconds
+        t2 = time.perf_counter()
+        server_ms = (snap.read_seconds + t2 - t0) * 1000
         self.status.object = (
             f"**{snap.mode}** tables, {snap.range_label}<br>"
             f"{snap.start:%Y-%m-%d %H:%M} → {snap.end:%H:%M:%S} UTC<br>"
-            f"refresh #{self.refreshes}: {snap.queries} queries, "
-            f"{self.last_server_seconds * 1000:.0f} ms")
+            f"refresh #{self.refreshes}: {len(snap.frames)} tables, {snap.queries} queries, "
+            f"{server_ms:.0f} ms")
+        return {"frames_seconds": t1 - t0, "update_seconds": t2 - t1}
 
     def _update_table(self) -> None:
-        if self.snapshot is None:
-            return
-        df = dl.table_view(self.snapshot, self.table_name)
-        self.table.value = df
-        self.download.filename = f"{dl.table_for(self.table_name, self.mode).name}.csv"
+        self.table.value = views.table_view(self.snapshot, self.table_name)
+        self.download.filename = f"{table_for(self.table_name, self.mode).name}.csv"
 
 
 # --------------------------------------------------------------------------- serving
@@ -439,35 +347,24 @@ def _in_server() -> bool:
     return doc is not None and doc.session_context is not None
 
 
-_READER: dl.Reader | None = None
-_READER_LOCK = threading.Lock()
-
-
-def shared_reader(settings=None) -> dl.Reader:
-    """The server process's one Reader (one Cassandra session for every browser session)."""
-    global _READER
-    with _READER_LOCK:
-        if _READER is None:
-            from services.stack.cql import connect
-            from shared.settings import get_settings
-
-            s = settings or get_settings()
-            _READER = dl.Reader(connect=lambda: connect(s, timeout=3),
-                                keyspace=s.cassandra_keyspace)
-        return _READER
-
-
-def create_app(settings=None, refresh_seconds: float | None = None):
+def create_app(reader: Reader, refresh_seconds: float):
     """One session's app (Panel calls this per browser session)."""
-    from shared.settings import get_settings
+    return Dashboard(reader, refresh_seconds=refresh_seconds).__panel__()
 
-    s = settings or get_settings()
-    dash = Dashboard(shared_reader(s),
-                     refresh_seconds=refresh_seconds or s.dashboard_refresh_seconds)
-    return dash.__panel__()
+
+def reader_for(settings) -> Reader:
+    """A Reader over the settings' Cassandra (one per server process)."""
+    from services.stack.cql import connect
+
+    return Reader(connect=lambda: connect(settings, timeout=3),
+                  keyspace=settings.cassandra_keyspace)
 
 
 pn.extension("tabulator", design="material", notifications=False)
 
-if pn.state.served:
-    create_app().servable(title=TITLE)
+if pn.state.served:  # `panel serve dashboards/app.py`
+    from shared.settings import get_settings
+
+    _settings = get_settings()
+    _reader = pn.state.as_cached("clickstream-reader", lambda: reader_for(_settings))
+    create_app(_reader, _settings.dashboard_refresh_seconds).servable(title=TITLE)

@@ -1,150 +1,227 @@
-"""The dashboard's charts: Bokeh figures built once, updated in place.
+"""The dashboard's charts: drawn once with hvplot, then updated in place.
 
-Each `Chart` owns one Bokeh figure and its `ColumnDataSource`s. A refresh calls
-`chart.update(df)`, which replaces the sources' `.data` (and the category axis' factors)
-only when the frame differs from the last one sent: nothing is re-planned or rebuilt, so a
-refresh costs a few data patches instead of a HoloViews redraw of 17 plots.
+`Chart(spec)` renders its `ChartSpec` with hvplot (`hv.render` -> a Bokeh figure: the
+declarative API, hover, legends, colours) the first time it is shown. A refresh calls
+`chart.update(df)`, which only replaces the data of the figure's `ColumnDataSource`s (and
+the axis ranges and categories): the figure and its sources are never rebuilt, so a refresh
+costs a few data patches, not a HoloViews re-render (measured ~18 ms of Python per chart
+plus a document rebuild, see `make bench BENCH=dashboard`).
 
-Kinds: `bars` (categorical x, one or more y side by side), `hbars` (categorical y),
-`time_bars` (hourly windows as bars on a datetime axis: readable with one window, as a
-line through one point is not), `lines` (datetime x, one line per column),
-`num_bars` (numeric x, e.g. a histogram).
+How a frame fills a rendered figure, per hvplot's layout (pinned by the unit tests):
+* bars without `by`: one source with the frame's x, y and hover columns;
+* bars with `by`: one source with `xoffsets` = (x, by) pairs, nested category factors;
+* lines with `by`: one line and one marker renderer per by-value, each with its own
+  source holding that series' rows (a marker, so a series of one point still shows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import datetime as dt
 
 import numpy as np
 import pandas as pd
 import panel as pn
-from bokeh.models import (
-    ColumnDataSource,
-    FactorRange,
-    HoverTool,
-    Legend,
-    LegendItem,
-    NumeralTickFormatter,
-    Range1d,
-)
-from bokeh.plotting import figure
+from bokeh.core.properties import field
+from bokeh.models import ColumnDataSource, FactorRange, Legend, LegendItem, NumeralTickFormatter
 from bokeh.transform import dodge
 
-ACCENT = "#0b6e4f"
-BLUE = "#30a2da"
-PALETTE = (BLUE, "#fc4f30", "#e5ae38", "#6d904f", "#8b8b8b", "#9467bd", "#8c564b", "#17becf",
-           "#e377c2", "#bcbd22")  # ten distinct series colours
+from dashboards.ranges import table_for
+from dashboards.reader import Snapshot, empty_frame
+from dashboards.specs import ChartSpec
+
 CHART_HEIGHT = 280
-HOUR_MS = 3_600_000
-TOOLS = "save"
+PALETTE = ("#30a2da", "#fc4f30", "#e5ae38", "#6d904f", "#8b8b8b", "#9467bd", "#8c564b",
+           "#17becf", "#e377c2", "#bcbd22")  # one colour per series
+_PLACEHOLDER_TIME = pd.Timestamp("2000-01-01")
 
 
-def _columns(df: pd.DataFrame, cols: Sequence[str]) -> dict[str, np.ndarray | list]:
-    out = {}
-    for c in cols:
-        s = df[c]
-        out[c] = s.astype(str).tolist() if s.dtype == object else s.to_numpy()
-    return out
+def empty_view(spec: ChartSpec) -> pd.DataFrame:
+    """What the chart's view makes of an empty table: the frame's columns and types."""
+    now = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    snap = Snapshot("stream", "1 hour", now - dt.timedelta(hours=1), now,
+                    {spec.table: empty_frame(table_for(spec.table, "stream"))})
+    return spec.view(snap)
+
+
+def _column(s: pd.Series) -> np.ndarray | list:
+    return s.astype(str).tolist() if s.dtype == object else s.to_numpy()
+
+
+def _placeholder(frame: pd.DataFrame, spec: ChartSpec) -> pd.DataFrame:
+    """A frame of the view's types with a row per series: hvplot makes every renderer
+    (and category axis) from it, which an empty frame would not."""
+    if len(frame) and spec.by is None:
+        return frame
+    n = max(len(spec.by_values), 1)
+    values = {}
+    for c in frame.columns:
+        kind = frame[c].dtype.kind
+        values[c] = ([_PLACEHOLDER_TIME] * n if kind == "M" else [0] * n if kind in "iufb"
+                     else [""] * n)
+    if spec.by:
+        values[spec.by] = list(spec.by_values)
+    return pd.DataFrame(values).astype(frame.dtypes.to_dict())
+
+
+def _tooltips(spec: ChartSpec, time_x: bool) -> list[tuple[str, str]]:
+    x = f"@{{{spec.x}}}{{%F %H:%M}}" if time_x else f"@{{{spec.x}}}"
+    tips = [(spec.x, x)]
+    if spec.by:
+        tips.append((spec.by, f"@{{{spec.by}}}"))
+    tips.append((spec.y, f"@{{{spec.y}}}{{{spec.y_format or '0,0.[00]'}}}"))
+    tips += [(c, f"@{{{c}}}{{{fmt}}}") for c, fmt in spec.hover]
+    return tips
+
+
+def render(spec: ChartSpec, frame: pd.DataFrame):
+    """The spec drawn by hvplot from `frame`, as a Bokeh figure."""
+    import holoviews as hv
+    import hvplot.pandas  # noqa: F401 - registers df.hvplot
+
+    time_x = frame[spec.x].dtype.kind == "M"
+    tips = _tooltips(spec, time_x)
+    opts = dict(x=spec.x, y=spec.y, title=spec.full_title, height=CHART_HEIGHT,
+                responsive=True, hover_cols=[c for c, _ in spec.hover],
+                hover_tooltips=tips, grid=True)
+    if spec.y_format:
+        opts["yformatter"] = NumeralTickFormatter(format=spec.y_format)
+    if spec.kind == "line":
+        lines = frame.hvplot.line(by=spec.by, color=list(PALETTE), line_width=2, **opts)
+        # a compact legend: seven pages must fit beside a 280-px plot
+        element = lines.opts(legend_position="right", legend_opts={
+            "label_text_font_size": "8pt", "spacing": 0, "padding": 2, "glyph_height": 12})
+    elif spec.by:
+        element = frame.hvplot.bar(by=spec.by, color=list(PALETTE), rot=30, **opts) \
+            .opts(legend_position="right")
+    elif spec.kind == "barh":
+        element = frame.hvplot.barh(color=spec.color, flip_yaxis=True, **opts)
+    else:
+        element = frame.hvplot.bar(color=spec.color, rot=0 if time_x else 30, **opts)
+    fig = hv.render(element.opts(default_tools=["save"], toolbar="above"), backend="bokeh")
+    fig.toolbar.logo = None
+    if spec.by and spec.kind != "line":
+        # grouped bars: HoloViews labels each bar with its series, which overlap at any
+        # size; a legend says the series once and the axis names only the groups
+        (renderer,) = fig.renderers
+        fig.add_layout(Legend(items=[LegendItem(label=field(spec.by), renderers=[renderer])],
+                              location="top_right", label_text_font_size="9pt"))
+        fig.xaxis.major_label_text_font_size = "0pt"
+        fig.xaxis.major_tick_line_color = None
+        fig.xaxis.group_label_orientation = 0.5
+    if spec.kind == "line":
+        # a marker per point on each line's own source: the first minute of a stream is one
+        # point per series, which a line alone does not draw (an hvplot scatter overlay
+        # would do the same at twice the render time)
+        for r in list(fig.renderers):
+            fig.scatter(x=r.glyph.x, y=r.glyph.y, source=r.data_source, size=4,
+                        color=r.glyph.line_color)
+    fig.title.text_font_size = "11pt"
+    return fig
 
 
 class Chart:
-    """A titled chart in a Panel pane; `update(df)` patches its data in place.
+    """One chart: an hvplot-rendered Bokeh figure in a Panel pane; `update(df)` patches it.
 
-    The Bokeh figure is built on first use (`figure`, `update`), not with the Chart:
-    a figure is ~30 Bokeh models, and the charts of tabs nobody opened cost nothing.
+    The figure is rendered on first use (`ensure`), not with the Chart: the charts of tabs
+    nobody opened cost nothing.
     """
 
-    def __init__(self, name: str, title: str, build: Callable[[], Built],
-                 height: int = CHART_HEIGHT):
-        self.name = name
-        self.title = title
-        self.height = height
-        self._build = build
-        self._built: Built | None = None
-        self._last: pd.DataFrame | None = None
+    def __init__(self, spec: ChartSpec, render=render):
+        self.spec = spec
+        self._render = render  # (spec, frame) -> Bokeh figure; the bench swaps in plain Bokeh
+        self.name = spec.name
+        self.title = spec.full_title
+        self.figure = None
+        self.sources: dict[str, ColumnDataSource] = {}  # series (or "main") -> its source
         self.updates = 0
+        self._last: pd.DataFrame | None = None
+        self._window_ms = (table_for(spec.table, "stream").window_seconds or 0) * 1000
         # the CSS classes go on a wrapper: a Bokeh pane does not put them in the DOM
-        self.pane = pn.Column(sizing_mode="stretch_width", height=height + 10,
-                              css_classes=["chart", f"chart-{name}"])
+        self.pane = pn.Column(sizing_mode="stretch_width", height=CHART_HEIGHT + 10,
+                              css_classes=["chart", f"chart-{spec.name}"])
 
     @property
     def built(self) -> bool:
-        return self._built is not None
+        return self.figure is not None
 
-    def ensure(self) -> Built:
-        if self._built is None:
-            self._built = self._build()
-            self.pane.objects = [pn.pane.Bokeh(self._built.figure, sizing_mode="stretch_width",
-                                               height=self.height)]
-        return self._built
-
-    @property
-    def figure(self):
-        return self.ensure().figure
-
-    @property
-    def sources(self) -> dict[str, ColumnDataSource]:
-        return self.ensure().sources
+    def ensure(self) -> Chart:
+        if self.figure is None:
+            empty = empty_view(self.spec)
+            self.figure = self._render(self.spec, _placeholder(empty, self.spec))
+            self._time_x = empty[self.spec.x].dtype.kind == "M"
+            self._numeric_x = not self._time_x and empty[self.spec.x].dtype.kind in "iuf"
+            for r in self.figure.renderers:
+                data = r.data_source.data
+                key = str(data[self.spec.by][0]) if self.spec.kind == "line" else "main"
+                self.sources.setdefault(key, r.data_source)
+                if self._time_x and self.spec.kind == "bar" and self._window_ms:
+                    # a bar spans its window: [window_start, window_start + window)
+                    r.glyph.x = dodge(self.spec.x, self._window_ms / 2)
+                    r.glyph.width = self._window_ms * 0.9
+            self._fill(empty)
+            self.pane.objects = [pn.pane.Bokeh(self.figure, sizing_mode="stretch_width",
+                                               height=CHART_HEIGHT)]
+        return self
 
     def update(self, df: pd.DataFrame) -> bool:
         """Send `df` to the browser unless it equals the last frame sent; True if sent."""
-        b = self.ensure()
+        self.ensure()
         if self._last is not None and df.equals(self._last):
             return False
-        if b.factors is not None:
-            values = [str(v) for v in df[b.factor_column]]
-            b.factors.factors = values[::-1] if b.reverse else values
-        for key, data in b.fill(df).items():
-            b.sources[key].data = data
-        if b.bounds is not None:
-            # explicit ranges: Bokeh's auto ranges kept the old extent after new data came
-            for axis, span in b.bounds(df).items():
-                if span is not None:
-                    rng = b.figure.x_range if axis == "x" else b.figure.y_range
-                    rng.start, rng.end = span
+        self._fill(df)
         self._last = df
         self.updates += 1
         return True
 
+    # ------------------------------------------------------------------ in place
+    def _fill(self, df: pd.DataFrame) -> None:
+        spec, fig = self.spec, self.figure
+        for key, source in self.sources.items():
+            rows = df if key == "main" else df[df[spec.by].astype(str) == key]
+            source.data = {c: (self._offsets(rows) if c == "xoffsets" else _column(rows[c]))
+                           for c in source.data}
+        factors = self._factors(df)
+        if not factors and spec.by and spec.kind != "line":
+            pass  # nested factors stay nested: an empty list would make the range one-level
+        elif isinstance(fig.x_range, FactorRange):
+            fig.x_range.factors = factors
+        elif isinstance(fig.y_range, FactorRange):
+            fig.y_range.factors = factors[::-1]  # flip_yaxis: the first row on top
+        value = fig.x_range if spec.kind == "barh" else fig.y_range
+        value.start, value.end = _value_span(df[spec.y])
+        if spec.kind != "barh" and not isinstance(fig.x_range, FactorRange):
+            span = self._x_span(df[spec.x])
+            if span is not None:
+                fig.x_range.start, fig.x_range.end = span
 
-@dataclass
-class Built:
-    """What a chart's builder makes: the figure, its sources, how a frame fills them and
-    the category range (if any) whose factors follow the frame's `factor_column`."""
+    def _offsets(self, df: pd.DataFrame) -> list:
+        return list(zip(df[self.spec.x].astype(str), df[self.spec.by].astype(str), strict=True))
 
-    figure: object
-    sources: dict[str, ColumnDataSource]
-    fill: Callable[[pd.DataFrame], dict]
-    factors: FactorRange | None = None
-    factor_column: str | None = None
-    reverse: bool = False
-    #: df -> {"x": (start, end) | None, "y": ...}: explicit axis ranges for a frame
-    bounds: Callable[[pd.DataFrame], dict] | None = None
+    def _factors(self, df: pd.DataFrame) -> list:
+        if self.spec.by and self.spec.kind != "line":
+            return self._offsets(df)
+        return list(dict.fromkeys(df[self.spec.x].astype(str)))
+
+    def _x_span(self, x: pd.Series) -> tuple[float, float] | None:
+        if x.empty:
+            return None
+        if self._numeric_x:
+            return float(x.min()) - 0.6, float(x.max()) + 0.6
+        return _time_span(x, self._window_ms if self.spec.kind == "bar" else 0,
+                          max(3 * self._window_ms, 10 * 60_000))
 
 
-def _top(df: pd.DataFrame, cols: Sequence[str]) -> tuple[float, float]:
+def _value_span(y: pd.Series) -> tuple[float, float]:
     """0 .. the largest value (+8% head room); 0 .. 1 without data."""
-    values = [float(df[c].max()) for c in cols if len(df) and df[c].notna().any()]
-    top = max(values, default=0.0)
+    top = float(y.max()) if len(y) and y.notna().any() else 0.0
     return 0.0, (top * 1.08 if top > 0 else 1.0)
 
 
-def _ms(values: pd.Series) -> tuple[float, float] | None:
-    """First and last time as epoch milliseconds (what a Bokeh datetime range holds)."""
-    if values.empty:
-        return None
-    t = pd.to_datetime(values)
-    return t.min().value / 1e6, t.max().value / 1e6
-
-
-def _time_span(df: pd.DataFrame, x: str, width_ms: float = 0.0,
-               min_ms: float = 3_600_000) -> tuple[float, float] | None:
-    """The data's time extent (+ the last window's width), at least `min_ms`, padded 3%."""
-    span = _ms(df[x])
-    if span is None:
-        return None
-    lo, hi = span[0], span[1] + width_ms
+def _time_span(x: pd.Series, width_ms: float, min_ms: float) -> tuple[float, float]:
+    """The data's time extent (+ the last window's width), at least `min_ms`, padded 3%, as
+    epoch milliseconds (what a Bokeh datetime range holds)."""
+    t = pd.to_datetime(x)
+    lo, hi = t.min().value / 1e6, t.max().value / 1e6 + width_ms
     if hi - lo < min_ms:
         mid = (lo + hi) / 2
         lo, hi = mid - min_ms / 2, mid + min_ms / 2
@@ -152,151 +229,4 @@ def _time_span(df: pd.DataFrame, x: str, width_ms: float = 0.0,
     return lo - pad, hi + pad
 
 
-def _figure(title: str, height: int, **kw):
-    fig = figure(title=title, height=height, sizing_mode="stretch_width", tools=TOOLS,
-                 toolbar_location="above", **kw)
-    fig.toolbar.logo = None
-    fig.grid.grid_line_alpha = 0.4
-    fig.title.text_font_size = "11pt"
-    return fig
 
-
-def _hover(fig, renderers, tooltips, **kw) -> None:
-    fig.add_tools(HoverTool(renderers=list(renderers), tooltips=tooltips, **kw))
-
-
-def _legend(fig, items: list[tuple[str, list]]) -> None:
-    legend = Legend(items=[LegendItem(label=label, renderers=r) for label, r in items],
-                    click_policy="hide", label_text_font_size="9pt", spacing=0, padding=4)
-    fig.add_layout(legend, "right")
-
-
-def _fmt(y: str, fmt: str | None) -> str:
-    """A hover field: `@{column}{format}` (thousands separators by default)."""
-    return "@{" + y + "}{" + (fmt or "0,0") + "}"
-
-
-def bars(name: str, title: str, x: str, ys: Sequence[str], *,
-         labels: Sequence[str] | None = None, color: str = BLUE, hover: Sequence[str] = (),
-         y_label: str = "", y_format: str | None = None, height: int = CHART_HEIGHT) -> Chart:
-    """Vertical bars per category of `x`; several `ys` are drawn side by side."""
-    ys = list(ys)
-    cols = [x, *ys, *hover]
-
-    def build() -> Built:
-        factors = FactorRange(factors=[])
-        fig = _figure(title, height, x_range=factors, y_range=Range1d(0, 1))
-        source = ColumnDataSource({c: [] for c in cols})
-        width = 0.8 / len(ys)
-        renderers = []
-        for i, y in enumerate(ys):
-            offset = (i - (len(ys) - 1) / 2) * width
-            renderers.append(fig.vbar(x=dodge(x, offset, range=factors), top=y,
-                                      width=width * 0.95, source=source,
-                                      color=color if len(ys) == 1 else PALETTE[i]))
-        if len(ys) > 1:
-            _legend(fig, [(label, [r]) for label, r in zip(labels or ys, renderers, strict=True)])
-        _hover(fig, renderers, [(x, f"@{{{x}}}"), *((y, _fmt(y, y_format)) for y in ys),
-                                *((h, _fmt(h, None)) for h in hover)])
-        fig.xaxis.major_label_orientation = 0.5
-        fig.xgrid.grid_line_color = None
-        fig.yaxis.axis_label = y_label or (ys[0] if len(ys) == 1 else "")
-        if y_format:
-            fig.yaxis.formatter = NumeralTickFormatter(format=y_format)
-        return Built(fig, {"main": source}, lambda df: {"main": _columns(df, cols)}, factors, x,
-                     bounds=lambda df: {"y": _top(df, ys)})
-
-    return Chart(name, title, build, height)
-
-
-def hbars(name: str, title: str, y: str, x: str, *, color: str = ACCENT,
-          hover: Sequence[tuple[str, str]] = (), height: int = CHART_HEIGHT) -> Chart:
-    """Horizontal bars, categories top to bottom in the frame's order."""
-    cols = [y, x, *(c for c, _ in hover)]
-
-    def build() -> Built:
-        factors = FactorRange(factors=[])
-        fig = _figure(title, height, y_range=factors, x_range=Range1d(0, 1))
-        source = ColumnDataSource({c: [] for c in cols})
-        r = fig.hbar(y=y, right=x, height=0.8, source=source, color=color)
-        _hover(fig, [r], [(y, f"@{{{y}}}"), (x, _fmt(x, None)),
-                          *((c, _fmt(c, fmt)) for c, fmt in hover)])
-        fig.ygrid.grid_line_color = None
-        fig.xaxis.axis_label = x
-        return Built(fig, {"main": source}, lambda df: {"main": _columns(df, cols)}, factors, y,
-                     reverse=True,  # Bokeh draws the first factor at the bottom
-                     bounds=lambda df: {"x": _top(df, [x])})
-
-    return Chart(name, title, build, height)
-
-
-def time_bars(name: str, title: str, x: str, y: str, *, color: str = ACCENT,
-              window_ms: int = HOUR_MS, y_format: str | None = None, hover: Sequence[str] = (),
-              height: int = CHART_HEIGHT) -> Chart:
-    """One bar per time window on a datetime axis (the bar spans its window)."""
-    cols = [x, y, *hover]
-
-    def build() -> Built:
-        fig = _figure(title, height, x_axis_type="datetime", x_range=Range1d(0, 1),
-                      y_range=Range1d(0, 1))
-        source = ColumnDataSource({c: [] for c in cols})
-        r = fig.vbar(x=dodge(x, window_ms / 2), top=y, width=window_ms * 0.9, source=source,
-                     color=color)
-        _hover(fig, [r], [("window", f"@{{{x}}}{{%F %H:%M}}"), (y, _fmt(y, y_format)),
-                          *((h, _fmt(h, None)) for h in hover)],
-               formatters={f"@{{{x}}}": "datetime"})
-        fig.yaxis.axis_label = y
-        if y_format:
-            fig.yaxis.formatter = NumeralTickFormatter(format=y_format)
-        return Built(fig, {"main": source}, lambda df: {"main": _columns(df, cols)},
-                     bounds=lambda df: {"x": _time_span(df, x, window_ms, 3 * window_ms),
-                                        "y": _top(df, [y])})
-
-    return Chart(name, title, build, height)
-
-
-def lines(name: str, title: str, x: str, ys: Sequence[str], *, y_label: str = "",
-          height: int = CHART_HEIGHT) -> Chart:
-    """One line per column of `ys`, with small markers: a series with one point (the first
-    minute of a stream) has no line to draw, but must still show."""
-    ys = list(ys)
-
-    def build() -> Built:
-        fig = _figure(title, height, x_axis_type="datetime", x_range=Range1d(0, 1),
-                      y_range=Range1d(0, 1))
-        source = ColumnDataSource({c: [] for c in [x, *ys]})
-        lines = [fig.line(x=x, y=y, source=source, color=PALETTE[i % len(PALETTE)],
-                          line_width=2) for i, y in enumerate(ys)]
-        for i, y in enumerate(ys):
-            fig.scatter(x=x, y=y, source=source, color=PALETTE[i % len(PALETTE)], size=4)
-        if len(ys) > 1:
-            _legend(fig, [(y, [line]) for y, line in zip(ys, lines, strict=True)])
-        _hover(fig, lines[:1], [("time", f"@{{{x}}}{{%F %H:%M}}"),
-                                *((y, _fmt(y, None)) for y in ys)],
-               formatters={f"@{{{x}}}": "datetime"}, mode="vline")
-        fig.yaxis.axis_label = y_label or (ys[0] if len(ys) == 1 else "")
-        return Built(fig, {"main": source}, lambda df: {"main": _columns(df, [x, *ys])},
-                     bounds=lambda df: {"x": _time_span(df, x, 0, 10 * 60_000),
-                                        "y": _top(df, ys)})
-
-    return Chart(name, title, build, height)
-
-
-def num_bars(name: str, title: str, x: str, y: str, *, color: str = BLUE,
-             height: int = CHART_HEIGHT) -> Chart:
-    """Bars over a numeric x (a histogram with unit bins)."""
-    def build() -> Built:
-        fig = _figure(title, height, x_range=Range1d(0, 1), y_range=Range1d(0, 1))
-        source = ColumnDataSource({x: [], y: []})
-        r = fig.vbar(x=x, top=y, width=0.8, source=source, color=color)
-        _hover(fig, [r], [(x, f"@{{{x}}}"), (y, _fmt(y, None))])
-        fig.xaxis.axis_label, fig.yaxis.axis_label = x, y
-        fig.xgrid.grid_line_color = None
-        def bounds(df: pd.DataFrame) -> dict:
-            lo, hi = (float(df[x].min()), float(df[x].max())) if len(df) else (0.0, 1.0)
-            return {"x": (lo - 0.6, hi + 0.6), "y": _top(df, [y])}
-
-        return Built(fig, {"main": source}, lambda df: {"main": _columns(df, [x, y])},
-                     bounds=bounds)
-
-    return Chart(name, title, build, height)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from services.errors import ClickstreamError
+from shared import signals
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed:
 
 def run_dashboard(settings: Settings, host: str | None = None, port: int | None = None,
                   refresh: float | None = None, echo=print) -> None:
-    """Serve until interrupted."""
+    """Serve until Ctrl-C, SIGTERM or SIGHUP (`shared.signals` records which)."""
     import panel as pn
 
     from dashboards import app
@@ -62,7 +63,17 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     echo(f"dashboard at http://{host}:{port}/ (Cassandra {settings.cassandra_host}:"
          f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
          f"refresh {refresh:g} s); Ctrl-C stops")
-    app.shared_reader(settings)
-    pn.serve({"/": lambda: app.create_app(settings, refresh)}, address=host, port=port,
-             websocket_origin=origins, show=False, liveness=True, title=app.TITLE,
-             autoreload=False, threaded=False)
+    reader = app.reader_for(settings)  # one Cassandra session for every browser session
+    server = pn.serve({"/": lambda: app.create_app(reader, refresh)}, address=host,
+                      port=port, websocket_origin=origins, show=False, liveness=True,
+                      title=app.TITLE, autoreload=False, threaded=False, start=False)
+    # Panel stops on SIGINT only; every stop signal should, and be recorded as received
+    loop = server.io_loop.asyncio_loop
+    previous = signals.install(on_stop=lambda: loop.call_soon_threadsafe(server.io_loop.stop))
+    try:
+        server.start()
+        server.io_loop.start()
+    finally:
+        signals.restore(previous)
+        server.stop()
+        echo(f"dashboard at http://{host}:{port}/ stopped")

@@ -75,7 +75,7 @@ def local_settings(data_dir: Path, **overrides) -> Settings:
 def local_backend(data_dir: Path, components=("kafka", "cassandra")) -> Iterator[Endpoints]:
     settings = local_settings(data_dir)
     stack = LocalStack(settings, components, echo=log.info)
-    stack.up()
+    stack.up(die_with_parent=True)  # gone with pytest, even if it is killed
     try:
         yield Endpoints(settings, "local", stack)
     finally:

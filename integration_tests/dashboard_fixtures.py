@@ -24,6 +24,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run"]
 RENDERED = "window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle"
 
+#: true once every figure titled in `titles` is in the document with rows in a glyph
+CHARTS_WITH_DATA = """(titles) => {
+  if (!(window.Bokeh && Bokeh.documents.length)) return false;
+  const drawn = new Set();
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.renderers && m.title && titles.includes(m.title.text) &&
+        m.renderers.some(r => r.data_source && r.data_source.get_length() > 0))
+      drawn.add(m.title.text);
+  }
+  return titles.every(t => drawn.has(t));
+}"""
+
 
 def require_chromium(path: Path = CHROMIUM) -> str:
     """The Chromium executable, or a one-line test failure saying how to install it."""
@@ -111,13 +123,13 @@ def kpi_text(page, name: str) -> str:
 
 def expected_kpis(raw: pl.DataFrame) -> dict:
     """The header numbers, from raw events (duplicates included) with Polars -- never
-    through `dashboards.data`. Sessions are counted once, wherever they cross midnight."""
+    through the dashboard's views. Sessions are counted once, wherever they cross midnight."""
     ev = raw.unique(subset=["event_id"])
     per_min = ev.group_by(pl.col("timestamp").dt.truncate("1m")).len()
     sessions = ev.group_by("session_id").agg((pl.col("action") == "purchase").any().alias("buy"))
     return {
         "events_per_minute": ev.height / per_min.height,
-        "active_sessions": sessions.height,
+        "sessions": sessions.height,
         "conversion_rate": sessions["buy"].sum() / sessions.height,
         "revenue": ev.filter(pl.col("action") == "purchase")["revenue_cents"].sum() / 100,
         "invalid": 0, "late": 0, "duplicates": raw.height - ev.height,
@@ -126,7 +138,7 @@ def expected_kpis(raw: pl.DataFrame) -> dict:
 
 def wait_kpis(page, expected: dict, timeout_s: float = 60) -> None:
     """Poll the header until it shows `expected` (formatted like the app does)."""
-    from dashboards.app import format_kpis
+    from dashboards.specs import format_kpis
 
     want = format_kpis(expected)
     deadline = time.monotonic() + timeout_s

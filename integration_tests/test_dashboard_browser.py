@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Chromium via Playwright) over a seeded Cassandra.
 
 Expected KPI values are computed here with Polars straight from the simulated events,
-never through `dashboards.data`.
+never through the dashboard's views.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import polars as pl
 import pytest
 
 from dashboards import demo
-from dashboards.app import TABS, format_kpis
+from dashboards.specs import SPECS, TABLE_TAB, TABS, format_kpis
 from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     ARTIFACTS,
+    CHARTS_WITH_DATA,
     RENDERED,
     browser_context_args,
     browser_type_launch_args,
@@ -47,6 +48,10 @@ def seeded(stack):
     cluster.shutdown()
 
 
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower()).replace("---", "-")
+
+
 def shot(page, name: str, status: str) -> None:
     """Screenshot once the status line names the mode/range and the charts are drawn."""
     page.locator(".status-line").get_by_text(status).first.wait_for(timeout=30_000)
@@ -62,17 +67,23 @@ def test_dashboard_browser_shows_seeded_data_and_follows_updates(seeded, page):
         page.goto(url)
         page.wait_for_function(RENDERED, timeout=60_000)
 
-        # every chart is drawn when its tab is open: a sized canvas in its container
-        for i, (label, names) in enumerate(TABS.items()):
+        # every chart is drawn, with data, when its tab is open: a sized canvas in its
+        # container and a figure (found by its title) whose glyphs have rows
+        for label, names in TABS.items():
             page.get_by_text(label, exact=True).click()
+            titles = [SPECS[n].full_title for n in names]
+            page.wait_for_function(CHARTS_WITH_DATA, arg=titles, timeout=60_000)
             page.wait_for_function(RENDERED, timeout=60_000)
             for name in names:
                 canvas = page.locator(f".chart-{name} canvas").first
                 canvas.wait_for(timeout=30_000)
                 box = canvas.bounding_box()
                 assert box and box["width"] > 200 and box["height"] > 150, name
+            if label == TABLE_TAB:
+                page.locator(".data-table .tabulator-row").first.wait_for(timeout=30_000)
             ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"dashboard-0-tab-{i}.png"))
+            page.screenshot(path=str(ARTIFACTS / f"dashboard-tab-{slug(label)}.png"),
+                            full_page=True)
         page.get_by_text("Overview", exact=True).click()
 
         # KPIs equal what is in Cassandra (computed independently from the events)
@@ -98,9 +109,9 @@ def test_dashboard_browser_shows_seeded_data_and_follows_updates(seeded, page):
         page.get_by_role("button", name="stream").click()
         page.get_by_text("15 min").click()
         page.locator(".status-line").get_by_text("15 min").wait_for(timeout=30_000)
-        full = int(format_kpis(expected)["active_sessions"].replace(",", ""))
+        full = int(format_kpis(expected)["sessions"].replace(",", ""))
         page.wait_for_function(RENDERED, timeout=60_000)
-        recent = int(kpi_text(page, "active-sessions").replace(",", ""))
+        recent = int(kpi_text(page, "sessions").replace(",", ""))
         assert 0 < recent < full
         shot(page, "4-stream-15min", "15 min")
 

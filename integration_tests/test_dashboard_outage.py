@@ -38,7 +38,7 @@ def private_cassandra(tmp_path):
     settings = local_settings(tmp_path / "stack")
     stack = LocalStack(settings, ["cassandra"])
     try:
-        stack.up()
+        stack.up(die_with_parent=True)  # gone with pytest, even if it is killed
         yield settings, stack.servers()[0]
     finally:
         stack.down()
@@ -80,7 +80,7 @@ def test_dashboard_outage_banner_then_recovery_without_reload(private_cassandra,
         wait_kpis(page, expected_kpis(first), timeout_s=5)  # ...and the last data stays
         page.screenshot(path=str(ARTIFACTS / "dashboard-outage-1-down.png"), full_page=True)
 
-        cassandra.start(timeout=CASSANDRA_RESTART_S)
+        cassandra.start(timeout=CASSANDRA_RESTART_S, die_with_parent=True)
         # rows written after the restart prove the page reads again (not just hides a banner)
         more = demo.demo_events(22, now - dt.timedelta(minutes=25), now, events_per_second=0.5)
         both = pl.concat([first, more])

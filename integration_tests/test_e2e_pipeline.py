@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from kafka import KafkaConsumer
 
-from dashboards.data import Reader, view_columns
+from dashboards.reader import Reader, view_columns
 from integration_tests.helpers import run_cli
 from services.stack.cql import connect
 from services.stack.schema import apply_cassandra_schema, apply_kafka_schema

@@ -3,6 +3,8 @@ half-started. These start their own private servers (Kafka only where that suffi
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import socket
 import subprocess
@@ -12,23 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from integration_tests.helpers import popen_cli, run_cli
+from integration_tests.helpers import java_processes_using, popen_cli, run_cli
 from services.stack.ports import is_listening
 from services.stack.stack import LocalStack
-
-
-def _java_processes_under(data_dir: Path) -> list[str]:
-    """Command lines of the live java processes that use data_dir. Zombies are left out: an
-    exited JVM waiting to be reaped holds no port or file, and its cmdline can't be read."""
-    out = []
-    for p in psutil.process_iter(["name", "cmdline", "status"]):
-        info = p.info
-        if info["status"] == psutil.STATUS_ZOMBIE or "java" not in (info["name"] or ""):
-            continue
-        cmdline = " ".join(info["cmdline"] or [])
-        if str(data_dir) in cmdline:
-            out.append(cmdline)
-    return out
 
 
 def _all_ports(settings) -> list[int]:
@@ -51,7 +39,7 @@ def test_stack_port_in_use_names_port_and_setting_and_starts_nothing(private_set
     assert str(s.cassandra_port) in lines[0] and "CLICKSTREAM_CASSANDRA_PORT" in lines[0]
     assert "Traceback" not in r.stderr
     # Kafka had been launched before the clash was found: it must have been stopped again
-    assert _java_processes_under(s.data_dir) == []
+    assert java_processes_using(s.data_dir) == []
     assert not is_listening(s.kafka_port)
 
 
@@ -73,7 +61,7 @@ def test_stack_up_twice_is_a_noop_and_down_leaves_no_process_or_port(private_set
     down = run_cli(s, "down")
     assert down.returncode == 0 and "stopped kafka" in down.stdout
     assert not psutil.pid_exists(pid)
-    assert _java_processes_under(s.data_dir) == []
+    assert java_processes_using(s.data_dir) == []
     assert not any(is_listening(p) for p in _all_ports(s))
 
     again = run_cli(s, "down")
@@ -99,28 +87,48 @@ def test_stack_server_dying_at_start_shows_its_last_log_lines(private_settings):
     assert "kafka" in r.stderr and "exited while starting" in r.stderr
     assert "Invalid maximum heap size" in r.stderr  # the log tail reached the user
     assert "Traceback" not in r.stderr
-    assert _java_processes_under(s.data_dir) == []
+    assert java_processes_using(s.data_dir) == []
 
 
-def test_stack_ctrl_c_during_up_stops_what_it_started(private_settings):
-    s = private_settings
+def _open_when_held(fifo: Path, proc: subprocess.Popen, timeout: float = 180):
+    """Open the FIFO that `up` holds at (CLICKSTREAM_TEST_HOLD_FIFO) for writing: that
+    succeeds only once `up` has launched its servers and waits there. Fails, rather than
+    hanging, if `up` exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.fdopen(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), "w")
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out, err = proc.communicate(timeout=60)
+            raise AssertionError(f"`up` never held at {fifo} (exit {proc.returncode}):\n"
+                                 f"{out}\n{err}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=lambda s: s.name)
+def test_stack_signal_during_up_stops_what_it_started(private_settings, tmp_path, sig):
+    """Ctrl-C, `kill` and a closed terminal, each while `up` waits for its two freshly
+    launched servers: both are stopped, `up` says so and exits 128 + the signal."""
+    fifo = tmp_path / "hold"
+    os.mkfifo(fifo)
+    s = private_settings.model_copy(update={"test_hold_fifo": fifo})
     proc = popen_cli(s, "up", "--only", "kafka,cassandra")
-
-    def servers_running() -> bool:  # the two server JVMs, not Kafka's one-off formatter
-        cmds = _java_processes_under(s.data_dir)
-        return (any("kafka.Kafka " in c for c in cmds)
-                and any("CassandraDaemon" in c for c in cmds))
-
-    # wait until both JVMs were launched, then interrupt like a terminal would
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and not servers_running():
-        time.sleep(0.1)
-    assert proc.poll() is None and servers_running(), proc.communicate(timeout=60)[1][-2000:]
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1
-    assert "interrupted" in err
-    assert _java_processes_under(s.data_dir) == []
+    with _open_when_held(fifo, proc):
+        commands = java_processes_using(s.data_dir)
+        assert any("kafka.Kafka " in c for c in commands), commands
+        assert any("CassandraDaemon" in c for c in commands), commands
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + sig, (out, err)
+    assert "stopped cassandra" in out and "stopped kafka" in out, out
+    assert f"interrupted by {sig.name}" in err, err
+    assert "Traceback" not in err
+    assert java_processes_using(s.data_dir) == []
+    assert not any(is_listening(p) for p in _all_ports(s))
 
 
 @pytest.mark.parametrize("case", ["missing", "too_new"])
@@ -141,4 +149,4 @@ def test_stack_java_missing_or_unsupported_is_one_line(private_settings, tmp_pat
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert "CLICKSTREAM_JAVA_HOME" in lines[0]
-    assert _java_processes_under(s.data_dir) == []
+    assert java_processes_using(s.data_dir) == []

@@ -1,18 +1,23 @@
 """`clickstream`: the one command line behind every make target.
 
 Each subcommand lives beside its service (a `COMMANDS` list in `services/<name>/cli.py`);
-this module only gathers them, sets up logging and turns typed errors into one line.
+this module only gathers them, sets up logging, turns typed errors into one line, and
+gives every command the same stop: Ctrl-C, SIGTERM and SIGHUP take the KeyboardInterrupt
+path (the command stops what it started), the exit code is then 128 + the signal number,
+and a command whose parent dies is sent SIGTERM (`shared/signals.py`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 
 import click
 
 from services.errors import ClickstreamError
+from shared import signals
 
 # One line per service that contributes subcommands.
 COMMAND_MODULES = (
@@ -28,11 +33,21 @@ COMMAND_MODULES = (
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
+        signals.reset()
+        result = None
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except ClickstreamError as e:
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(1)
+        except KeyboardInterrupt as e:  # the command's finally blocks stopped what it started
+            if signals.received() is None:
+                signals.record(getattr(e, "signum", signal.SIGINT))
+        # interrupted, whether or not the command let the KeyboardInterrupt through
+        if (code := signals.exit_code()) is not None:
+            click.echo(f"interrupted by {signals.name(signals.received())}", err=True)
+            sys.exit(code)
+        return result
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,6 +70,8 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
+    signals.install()
+    signals.die_with_parent()
     cli(prog_name="clickstream")
 
 

@@ -62,32 +62,36 @@ def truth(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
     prod = ev.filter(pl.col("product_id").is_not_null())
     hour = _win("timestamp", "1h").alias("window_start")
 
+    # A row only for a key and window where the table's event happened (DESIGN.md section 5):
+    # each table groups the events it counts, so no row of all zeros can appear.
+    views, buys, carts = ev.filter(view), ev.filter(buy), ev.filter(atc)
     out: dict[str, pl.DataFrame] = {}
-    out["time_agg"] = ev.group_by(_win("timestamp", "1m").alias("window_start"), "page").agg(
-        _i(view.sum()).alias("page_views"))
+    out["time_agg"] = views.group_by(_win("timestamp", "1m").alias("window_start"), "page").agg(
+        pl.len().cast(pl.Int64).alias("page_views"))
     out["campaign_events"] = camp.group_by(
         _win("timestamp", "5m").alias("window_start"), "utm_campaign",
         pl.col("utm_source").fill_null(NONE)).agg(pl.len().cast(pl.Int64).alias("events"))
-    out["campaign_actions"] = camp.group_by(hour, "utm_campaign").agg(
+    out["campaign_actions"] = camp.filter(atc | buy).group_by(hour, "utm_campaign").agg(
         _i(atc.sum()).alias("add_to_cart"), _i(buy.sum()).alias("purchases"))
-    out["product_views"] = prod.group_by(hour, "product_id").agg(_i(pview.sum()).alias("views"))
-    out["product_actions"] = prod.group_by(hour, "product_id").agg(
+    out["product_views"] = prod.filter(pview).group_by(hour, "product_id").agg(
+        pl.len().cast(pl.Int64).alias("views"))
+    out["product_actions"] = prod.filter(pview | atc).group_by(hour, "product_id").agg(
         _i(pview.sum()).alias("views"), _i(atc.sum()).alias("add_to_cart"))
     out["agg_duration"] = ev.group_by(_win("timestamp", "10m").alias("window_start"), "page").agg(
         _i(pl.col("page_duration_ms").sum()).alias("duration_ms_sum"),
         pl.len().cast(pl.Int64).alias("events"))
-    out["product_purchases"] = prod.group_by(hour, "product_id").agg(
-        _i(buy.sum()).alias("purchases"), _i(pl.when(buy).then(qty).otherwise(0).sum())
-        .alias("units"), _i(pl.when(buy).then(rev).otherwise(0).sum()).alias("revenue_cents"))
-    out["product_cart_additions"] = prod.group_by(hour, "product_id").agg(
-        _i(atc.sum()).alias("cart_additions"),
-        _i(pl.when(atc).then(qty).otherwise(0).sum()).alias("units"))
-    out["website_views"] = ev.group_by(hour).agg(_i(view.sum()).alias("page_views"))
-    out["device_distribution"] = ev.group_by(hour, "device_type").agg(
-        _i(view.sum()).alias("page_views"))
-    out["revenue_hourly"] = ev.group_by(hour).agg(
-        _i(buy.sum()).alias("purchases"), _i(pl.when(buy).then(qty).otherwise(0).sum())
-        .alias("units"), _i(pl.when(buy).then(rev).otherwise(0).sum()).alias("revenue_cents"))
+    out["product_purchases"] = buys.filter(pl.col("product_id").is_not_null()).group_by(
+        hour, "product_id").agg(pl.len().cast(pl.Int64).alias("purchases"),
+                                _i(qty.sum()).alias("units"), _i(rev.sum()).alias("revenue_cents"))
+    out["product_cart_additions"] = carts.filter(pl.col("product_id").is_not_null()).group_by(
+        hour, "product_id").agg(pl.len().cast(pl.Int64).alias("cart_additions"),
+                                _i(qty.sum()).alias("units"))
+    out["website_views"] = views.group_by(hour).agg(pl.len().cast(pl.Int64).alias("page_views"))
+    out["device_distribution"] = views.group_by(hour, "device_type").agg(
+        pl.len().cast(pl.Int64).alias("page_views"))
+    out["revenue_hourly"] = buys.group_by(hour).agg(
+        pl.len().cast(pl.Int64).alias("purchases"), _i(qty.sum()).alias("units"),
+        _i(rev.sum()).alias("revenue_cents"))
 
     # data quality: every received copy vs distinct event_ids, per event-time minute
     minute = _win("timestamp", "1m").alias("window_start")

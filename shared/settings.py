@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     # ---- tests: which servers the integration fixtures use (auto: Docker if it answers)
     test_backend: str = Field("auto", pattern="^(auto|local|testcontainers)$")
+    test_hold_fifo: Path | None = Field(
+        None, description="tests only: `up` waits on this FIFO once its servers are launched, "
+                          "so a test can signal it at that step")
 
     # ---- processor (the Spark job, services/processor) -- appended by the processor work
     processor_trigger_seconds: float = Field(5.0, gt=0, description="micro-batch interval")

@@ -1,32 +1,47 @@
-"""The Panel app without a browser: set parameters, refresh, assert on component state."""
+"""The Panel app and its hvplot charts without a browser: set parameters, refresh, assert
+on component state."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pandas as pd
+import pytest
+from bokeh.models import FactorRange
 
-from dashboards import app
-from dashboards import data as dl
+from dashboards import app, specs
+from dashboards.charts import Chart
+from dashboards.reader import DataUnavailable, Snapshot, empty_frame
+from dashboards.views import KPI_TABLES
 from shared import tables as tb
+
+NOW = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+
+
+def frames(mode: str = "stream", **rows) -> dict[str, pd.DataFrame]:
+    out = {t.name: empty_frame(t) for t in (*tb.ANALYTICS, tb.INGEST_QUALITY)}
+    out["revenue_hourly"] = pd.DataFrame({
+        "window_start": [pd.Timestamp("2026-01-05 09:00")], "purchases": [2], "units": [2],
+        "revenue_cents": [123456 if mode == "stream" else 100]})
+    out.update({name: pd.DataFrame(r) for name, r in rows.items()})
+    return out
 
 
 class FakeReader:
-    def __init__(self):
-        self.calls: list[tuple[str, str]] = []
-        self.down = False
+    """Serves `frames()` (or `self.rows`), only the tables asked for; records each call."""
 
-    def snapshot(self, mode, time_range):
-        self.calls.append((mode, time_range))
+    def __init__(self, **rows):
+        self.calls: list[tuple[str, str, frozenset]] = []
+        self.down = False
+        self.rows = rows
+
+    def snapshot(self, mode, time_range, tables):
+        self.calls.append((mode, time_range, frozenset(tables)))
         if self.down:
-            raise dl.DataUnavailable("Cassandra is not reachable: NoHostAvailable")
-        now = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
-        frames = {b: dl.empty_frame(dl.table_for(b, mode)) for b in dl.VIEW_TABLES}
-        frames["revenue_hourly"] = pd.DataFrame({
-            "window_start": [pd.Timestamp("2026-01-05 09:00")], "purchases": [2], "units": [2],
-            "revenue_cents": [123456 if mode == "stream" else 100]})
-        return dl.Snapshot(mode, time_range, now - dt.timedelta(hours=1), now, frames,
-                           dl.empty_frame(tb.INGEST_QUALITY))
+            raise DataUnavailable("Cassandra is not reachable: NoHostAvailable")
+        all_frames = frames(mode, **self.rows)
+        return Snapshot(mode, time_range, NOW - dt.timedelta(hours=1), NOW,
+                        {t: all_frames[t] for t in tables})
 
 
 def kpi(d: app.Dashboard, name: str) -> str:
@@ -39,10 +54,10 @@ def test_dashboard_app_refresh_shows_kpis_and_follows_mode():
     d.refresh_now()
     assert kpi(d, "revenue") == "$1,234.56" and not d.banner.visible
     d.mode = "batch"  # outside a server the watcher refreshes synchronously
-    assert reader.calls[-1] == ("batch", dl.DEFAULT_RANGE)
+    assert reader.calls[-1][:2] == ("batch", "24 hours")
     assert kpi(d, "revenue") == "$1.00"
     d.time_range = "15 min"
-    assert reader.calls[-1] == ("batch", "15 min")
+    assert reader.calls[-1][:2] == ("batch", "15 min")
 
 
 def test_dashboard_app_banner_while_down_then_recovers():
@@ -59,93 +74,136 @@ def test_dashboard_app_banner_while_down_then_recovers():
 
 
 def test_dashboard_app_empty_tables_show_the_hint():
-    reader = FakeReader()
-    reader.snapshot = lambda mode, rng: dl.Snapshot(
-        mode, rng, dt.datetime.now(dt.UTC), dt.datetime.now(dt.UTC),
-        {b: dl.empty_frame(dl.table_for(b, mode)) for b in dl.VIEW_TABLES},
-        dl.empty_frame(tb.INGEST_QUALITY))
+    reader = FakeReader(revenue_hourly=empty_frame(tb.REVENUE_HOURLY))
     d = app.Dashboard(reader)
     d.refresh_now()
     assert d.empty_note.visible and "make stream" in d.empty_note.object
 
 
-def test_dashboard_format_kpis():
-    assert app.format_kpis({"conversion_rate": 0.01234, "events_per_minute": None}) == {
-        **{k: "—" for k in app.KPI_FORMATS}, "conversion_rate": "1.23%"}
+def test_dashboard_format_kpis_and_labels_say_what_they_count():
+    assert specs.format_kpis({"conversion_rate": 0.01234, "events_per_minute": None}) == {
+        **{k: "—" for k in specs.KPIS}, "conversion_rate": "1.23%"}
+    assert specs.KPIS["sessions"][0] == "Sessions in range"  # not "active": the whole range
+    assert not any("active" in label.lower() for label, _ in specs.KPIS.values())
 
 
-def test_dashboard_app_charts_update_in_place_only_when_data_changes():
+def test_dashboard_app_reads_only_the_open_tabs_tables():
     reader = FakeReader()
     d = app.Dashboard(reader)
-    figures = {name: c.figure for name, c in d.charts.items()}
+    d.main()  # the layout: tabs, the first one open
     d.refresh_now()
+    overview = {specs.SPECS[n].table for n in specs.TABS["Overview"]}
+    assert reader.calls[-1][2] == overview | set(KPI_TABLES)
+    assert "product_views" not in reader.calls[-1][2]
+    d.tabs.active = list(specs.TABS).index("Products")  # opening a tab reads its tables
+    products = {"product_views", "product_cart_additions", "product_purchases", "product_actions"}
+    assert reader.calls[-1][2] == products | set(KPI_TABLES)
+    assert all(d.charts[n].updates == 1 for n in specs.TABS["Products"])
+    d.tabs.active = list(specs.TABS).index(specs.TABLE_TAB)
+    assert reader.calls[-1][2] == {"time_agg", *KPI_TABLES}
+    d.table_name = "dead_letter" if "dead_letter" in d.param.table_name.objects else "sessions"
+    assert d.table_name in reader.calls[-1][2]
+
+
+def test_dashboard_app_charts_update_in_place_never_rebuilt():
+    """A refresh never rebuilds a chart: the figure and every data source keep their ids."""
+    reader = FakeReader()
+    d = app.Dashboard(reader)
+    d.main()
+    d.refresh_now()
+    overview = specs.TABS["Overview"]
+    ids = {n: (d.charts[n].figure.id, sorted(s.id for s in d.charts[n].sources.values()))
+           for n in overview}
     revenue = d.charts["revenue-time"]
     assert list(revenue.sources["main"].data["revenue"]) == [1234.56]
-    before = {name: c.updates for name, c in d.charts.items()}
+    before = {n: d.charts[n].updates for n in overview}
     d.refresh_now()  # same data: nothing is sent
-    assert {name: c.updates for name, c in d.charts.items()} == before
+    assert {n: d.charts[n].updates for n in overview} == before
     d.mode = "batch"  # only the revenue chart's data differs
     assert revenue.updates == before["revenue-time"] + 1
     assert list(revenue.sources["main"].data["revenue"]) == [1.0]
-    assert {n: c.updates for n, c in d.charts.items() if n != "revenue-time"} == \
+    assert {n: d.charts[n].updates for n in overview if n != "revenue-time"} == \
         {n: u for n, u in before.items() if n != "revenue-time"}
-    assert {name: c.figure for name, c in d.charts.items()} == figures  # never rebuilt
+    d.time_range = "7 days"
+    assert {n: (d.charts[n].figure.id, sorted(s.id for s in d.charts[n].sources.values()))
+            for n in overview} == ids
 
 
-def test_dashboard_app_every_original_table_is_charted():
+def test_dashboard_every_original_table_is_charted_and_every_chart_on_one_tab():
+    titles = " ".join(s.full_title for s in specs.CHARTS)
+    assert [t.name for t in tb.ORIGINAL_TABLES if f"({t.name})" not in titles] == []
+    on_tabs = [name for names in specs.TABS.values() for name in names]
+    assert sorted(on_tabs) == sorted(specs.SPECS)
+
+
+def test_dashboard_hidden_tabs_are_not_drawn_until_opened():
     d = app.Dashboard(FakeReader())
-    titles = " ".join(c.title for c in d.charts.values())
-    missing = [t.name for t in tb.ORIGINAL_TABLES if f"({t.name})" not in titles]
-    assert missing == []
-
-
-def test_dashboard_app_category_axis_follows_the_data():
-    reader = FakeReader()
-    snap = reader.snapshot("stream", dl.DEFAULT_RANGE)
-    snap.frames["device_distribution"] = pd.DataFrame({
-        "window_start": [pd.Timestamp("2026-01-05 09:00")] * 2, "device_type": ["tablet", "mobile"],
-        "page_views": [3, 7]})
-    reader.snapshot = lambda mode, rng: snap
-    d = app.Dashboard(reader)
+    d.main()
     d.refresh_now()
-    chart = d.charts["devices"]
-    assert chart.figure.x_range.factors == ["mobile", "tablet"]  # most views first
+    assert {n for n, c in d.charts.items() if c.built} == set(specs.TABS["Overview"])
+    assert {n for n, c in d.charts.items() if c.updates} == set(specs.TABS["Overview"])
+
+
+def test_dashboard_chart_category_axis_and_ranges_follow_the_data():
+    chart = Chart(specs.SPECS["devices"])
+    chart.update(pd.DataFrame({"device_type": ["mobile", "tablet"], "page_views": [7, 3]}))
+    assert chart.figure.x_range.factors == ["mobile", "tablet"]  # the view's order
     assert list(chart.sources["main"].data["page_views"]) == [7, 3]
-    # axis ranges follow each new frame (Bokeh's auto ranges kept the first extent)
+    # axis ranges follow each new frame (auto ranges kept the first extent)
     assert (chart.figure.y_range.start, chart.figure.y_range.end) == (0, 7 * 1.08)
-    hour = pd.Timestamp("2026-01-05 09:00").value / 1e6
-    x = d.charts["revenue-time"].figure.x_range
-    assert x.start < hour and hour + 3_600_000 < x.end < hour + 3 * 3_600_000
+    chart.update(pd.DataFrame({"device_type": ["desktop"], "page_views": [50]}))
+    assert chart.figure.x_range.factors == ["desktop"] and chart.figure.y_range.end == 54
 
 
-
-def test_dashboard_app_every_chart_is_on_exactly_one_tab_and_hidden_tabs_wait():
-    on_tabs = [name for names in app.TABS.values() for name in names]
-    assert sorted(on_tabs) == sorted(app.CHART_VIEWS) == sorted(app.build_charts())
-    d = app.Dashboard(FakeReader())
-    d.main()  # the layout: tabs, the first one open
-    d.refresh_now()
-    first = app.TABS["Overview"]
-    assert {n for n, c in d.charts.items() if c.updates} == set(first)
-    d.tabs.active = list(app.TABS).index("Products")  # opening a tab brings it up to date
-    assert all(d.charts[n].updates == 1 for n in app.TABS["Products"])
-    assert d.charts["quality-time"].updates == 0
+def test_dashboard_chart_hourly_bars_span_their_window():
+    chart = Chart(specs.SPECS["revenue-time"])
+    hour = pd.Timestamp("2026-01-05 09:00")
+    chart.update(pd.DataFrame({"time": [hour], "revenue": [12.5], "purchases": [1]}))
+    (renderer,) = chart.figure.renderers
+    assert renderer.glyph.width == 0.9 * 3_600_000
+    ms = hour.value / 1e6
+    x = chart.figure.x_range
+    assert x.start < ms and ms + 3_600_000 < x.end < ms + 3 * 3_600_000
 
 
-def test_dashboard_line_chart_with_one_point_still_draws_it():
+def test_dashboard_chart_horizontal_bars_first_row_on_top():
+    chart = Chart(specs.SPECS["funnel"])
+    chart.update(pd.DataFrame({"stage": ["Sessions", "Purchase"], "sessions": [10, 1],
+                               "share": [1.0, 0.1]}))
+    # Bokeh draws the first factor at the bottom: the funnel's first stage is last
+    assert isinstance(chart.figure.y_range, FactorRange)
+    assert chart.figure.y_range.factors == ["Purchase", "Sessions"]
+    assert chart.figure.x_range.end == pytest.approx(10.8)
+
+
+def test_dashboard_chart_grouped_bars_by_series():
+    chart = Chart(specs.SPECS["campaign-actions"])
+    chart.update(pd.DataFrame({"utm_campaign": ["x", "x"], "action": ["add_to_cart", "purchases"],
+                               "actions": [5, 2]}))
+    assert chart.figure.x_range.factors == [("x", "add_to_cart"), ("x", "purchases")]
+    assert list(chart.sources["main"].data["actions"]) == [5, 2]
+
+
+def test_dashboard_line_chart_one_renderer_set_per_series_and_one_point_still_draws():
     """The first minute of a stream is one point per page: a line glyph alone draws nothing
-    for it, so every line series also has a marker on the same data."""
-    reader = FakeReader()
-    snap = reader.snapshot("stream", dl.DEFAULT_RANGE)
-    snap.frames["time_agg"] = pd.DataFrame({
-        "window_start": [pd.Timestamp("2026-01-05 09:59")], "page": ["homepage"],
-        "page_views": [5]})
-    reader.snapshot = lambda mode, rng: snap
-    d = app.Dashboard(reader)
-    d.refresh_now()
-    chart = d.charts["page-views-time"]
-    source = chart.sources["main"]
-    assert list(source.data["homepage"]) == [5]
-    glyphs = {type(r.glyph).__name__ for r in chart.figure.renderers
-              if r.data_source is source and getattr(r.glyph, "y", None) == "homepage"}
+    for it, so every series also has a marker on the same source."""
+    chart = Chart(specs.SPECS["page-views-time"])
+    t = pd.Timestamp("2026-01-05 09:59")
+    chart.update(pd.DataFrame({"time": [t], "page": ["homepage"], "page_views": [5]}))
+    assert sorted(chart.sources) == sorted(specs.SPECS["page-views-time"].by_values)
+    source = chart.sources["homepage"]
+    assert list(source.data["page_views"]) == [5]
+    assert list(chart.sources["cart"].data["page_views"]) == []
+    glyphs = {type(r.glyph).__name__ for r in chart.figure.renderers if r.data_source is source}
     assert glyphs == {"Line", "Scatter"}
+
+
+def test_dashboard_chart_grouped_bars_keep_two_level_factors_without_data():
+    """Bokeh fails in the browser ("2 levels of factors with an L1FactorMap") if a nested
+    category range is ever set to an empty, one-level list."""
+    chart = Chart(specs.SPECS["campaign-actions"])
+    chart.update(specs.SPECS["campaign-actions"].view(
+        Snapshot("stream", "1 hour", NOW, NOW, {"campaign_actions":
+                                                empty_frame(tb.CAMPAIGN_ACTIONS)})))
+    assert chart.figure.x_range.factors and all(
+        isinstance(f, tuple) and len(f) == 2 for f in chart.figure.x_range.factors)

@@ -39,7 +39,7 @@ def test_images_kafka_context_holds_the_local_stack_config(settings, tmp_path):
     assert command[0] == "java" and command[-2:] == [
         "kafka.Kafka", "/var/lib/clickstream/kafka/server.properties"]
     assert "/opt/clickstream/jars/kafka/*" in command
-    assert "CLUSTER_ID" in texts["format.args"].splitlines()
+    assert "--cluster-id=CLUSTER_ID" in texts["format.args"].splitlines()
     assert (ctx / "jars" / "kafka" / "kafka_2.13-4.1.1.jar").exists()
     leaks = [name for name, text in texts.items() if str(tmp_path) in text]
     assert leaks == [], f"build-machine paths inside the image: {leaks}"

@@ -150,3 +150,34 @@ def test_processor_quality_rows_that_cannot_be_written_are_spooled_then_retried(
                      "duplicates_dropped": 2}]
     assert not spool.exists()
     assert stream.QualityListener(rows.append, router, spool=spool).retry_spooled() == 0
+
+
+def test_processor_stream_plan_aggregates_by_hash_never_by_sort(tmp_path):
+    """Pins the plan shape the job's speed rests on: the one stateful groupBy over tagged
+    rows is a hash aggregation. A string `max` (or any variable-width buffer without a typed
+    imperative aggregate beside it) would make Spark sort every tagged row instead."""
+    spark = local_session()
+    write_record_files(tmp_path / "in", [generate(5, seed=3)])
+    records = spark.readStream.schema(RECORD_SCHEMA).json(str(tmp_path / "in"))
+    q = stream.start_query(records, stream.Router(MemorySink()), tmp_path / "ckpt", None,
+                           WATERMARK)
+    try:
+        q.processAllAvailable()
+        plan = q._jsq.explainInternal(False)  # what `q.explain()` prints
+    finally:
+        q.stop()
+    assert "StreamingDeduplicate" in plan and "StateStoreSave" in plan, plan
+    assert "HashAggregate" in plan, plan  # ObjectHashAggregate or HashAggregate
+    assert "SortAggregate" not in plan, plan
+
+
+def test_processor_stream_empty_micro_batch_writes_nothing():
+    """An empty micro-batch costs one small job, no table write."""
+    spark = local_session()
+    sink = MemorySink()
+    router = stream.Router(sink)
+    empty = stream.build_query_frame(
+        spark.createDataFrame([], RECORD_SCHEMA), WATERMARK)
+    router(empty, 0)
+    assert sink.tables == {}
+    assert router.invalid_by_batch == {0: 0} and router.batches == 1

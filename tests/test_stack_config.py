@@ -59,3 +59,11 @@ def test_stack_busy_port_error_names_port_setting_and_holder():
     msg = str(e.value)
     assert f"port {port} (CLICKSTREAM_KAFKA_PORT) is in use by pid" in msg
     assert "\n" not in msg
+
+
+def test_free_port_never_hands_out_the_same_port_twice():
+    # ports handed out but not yet bound are still free: a repeat would be a clash later
+    from services.stack.ports import free_port
+
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)

@@ -54,14 +54,13 @@ def t(day, hhmmss):
 
 
 N = "(none)"
-# rows in table column order (see shared/tables.py), sorted by primary key
+# rows in table column order (see shared/tables.py), sorted by primary key; a row only where
+# its event happened (no all-zero rows: e.g. product_purchases has no row for p2, never bought)
 EXPECTED = {
     "time_agg": [
         (D1, t(D1, "10:00"), "category", 1), (D1, t(D1, "10:00"), "homepage", 1),
         (D1, t(D1, "10:00"), "product", 1), (D1, t(D1, "10:01"), "cart", 1),
-        (D1, t(D1, "10:01"), "product", 0), (D1, t(D1, "10:02"), "checkout", 0),
-        (D1, t(D1, "10:02"), "confirmation", 0), (D1, t(D1, "10:05"), "homepage", 1),
-        (D1, t(D1, "10:59"), "search", 0), (D1, t(D1, "11:00"), "product", 1),
+        (D1, t(D1, "10:05"), "homepage", 1), (D1, t(D1, "11:00"), "product", 1),
         (D1, t(D1, "23:59"), "homepage", 1), (D2, t(D2, "00:00"), "product", 1),
     ],
     "campaign_events": [
@@ -71,7 +70,7 @@ EXPECTED = {
     ],
     "campaign_actions": [
         (D1, t(D1, "10:00"), "spring", 1, 1), (D1, t(D1, "11:00"), "spring", 1, 0),
-        (D1, t(D1, "23:00"), "fall", 0, 0), (D2, t(D2, "00:00"), "fall", 1, 0),
+        (D2, t(D2, "00:00"), "fall", 1, 0),
     ],
     "product_views": [
         (D1, t(D1, "10:00"), "p1", 1), (D1, t(D1, "11:00"), "p2", 1),
@@ -89,8 +88,7 @@ EXPECTED = {
         (D1, t(D1, "23:50"), "homepage", 20000, 1), (D2, t(D2, "00:00"), "product", 6000, 3),
     ],
     "product_purchases": [
-        (D1, t(D1, "10:00"), "p1", 1, 2, 2000), (D1, t(D1, "11:00"), "p2", 0, 0, 0),
-        (D2, t(D2, "00:00"), "p1", 0, 0, 0),
+        (D1, t(D1, "10:00"), "p1", 1, 2, 2000),
     ],
     "product_cart_additions": [
         (D1, t(D1, "10:00"), "p1", 1, 2), (D1, t(D1, "11:00"), "p2", 1, 1),
@@ -102,12 +100,11 @@ EXPECTED = {
     ],
     "device_distribution": [
         (D1, t(D1, "10:00"), "desktop", 4), (D1, t(D1, "10:00"), "mobile", 1),
-        (D1, t(D1, "10:00"), "tablet", 0), (D1, t(D1, "11:00"), "tablet", 1),
+        (D1, t(D1, "11:00"), "tablet", 1),
         (D1, t(D1, "23:00"), "desktop", 1), (D2, t(D2, "00:00"), "desktop", 1),
     ],
     "revenue_hourly": [
-        (D1, t(D1, "10:00"), 1, 2, 2000), (D1, t(D1, "11:00"), 0, 0, 0),
-        (D1, t(D1, "23:00"), 0, 0, 0), (D2, t(D2, "00:00"), 0, 0, 0),
+        (D1, t(D1, "10:00"), 1, 2, 2000),
     ],
     "data_quality": [
         (D1, t(D1, "10:00"), 4, 3, 1), (D1, t(D1, "10:01"), 2, 2, 0),

@@ -18,7 +18,7 @@ from shared.settings import get_settings
               help="If the tables are empty, first load 6 h of seeded demo traffic "
                    "(stream and batch tables). Never done without this flag.")
 def dashboard(host, port, refresh, seed_demo):
-    """Serve the live dashboard (Panel + Bokeh) until Ctrl-C.
+    """Serve the live dashboard (Panel + hvplot) until Ctrl-C, SIGTERM or SIGHUP.
 
     KPIs, then tabs of funnel, page, product, device, campaign, duration, session and
     data-quality charts and a table view with CSV download; switch between streaming and

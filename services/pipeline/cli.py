@@ -18,8 +18,9 @@ DURATION = click.option("--duration", type=click.FloatRange(min=1), default=None
 @DURATION
 def demo(rate: float, duration: float | None) -> None:
     """The whole pipeline with the live dashboard: Kafka + Cassandra, the producer, the
-    Spark streaming job and the dashboard, printing its URL. Ctrl-C stops everything this
-    run started.
+    Spark streaming job and the dashboard, printing its URL. Ctrl-C, SIGTERM or SIGHUP stop
+    everything this run started, the producer first (exit 128 + the signal number); if
+    this process is killed outright, each child and server it started stops on its own.
 
     Example:
 
@@ -33,6 +34,7 @@ def demo(rate: float, duration: float | None) -> None:
 @DURATION
 def stream(rate: float, duration: float | None) -> None:
     """Kafka + Cassandra, the producer and the Spark streaming job, without the dashboard.
+    Stops like `demo`.
 
     Example:
 

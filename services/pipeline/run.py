@@ -2,9 +2,11 @@
 
 `clickstream demo` runs all of it, `clickstream stream` all but the dashboard. Each part is
 the ordinary `clickstream <command>` in a child process with its own log under
-`.stack/logs/`, so what the demo runs is exactly what a user can run by hand. Ctrl-C stops
-the children in a safe order (the producer first, so it flushes what is in flight) and
-then the servers this run started; servers that were already running are left alone.
+`.stack/logs/`, so what the demo runs is exactly what a user can run by hand. Ctrl-C,
+SIGTERM and SIGHUP stop the children in a safe order (the producer first, so it flushes
+what is in flight) and then the servers this run started; servers that were already
+running are left alone. If this process dies without stopping them (SIGKILL, a crash),
+every child and server it started is sent SIGTERM by the kernel and stops on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from services.errors import ClickstreamError
 from services.stack.readiness import tail, wait_until
 from services.stack.stack import LocalStack
+from shared import signals
 from shared.settings import Settings
 
 
@@ -37,10 +40,12 @@ class Child:
             banner = f"\n==== {' '.join(self.args)} at {time.strftime('%H:%M:%S')} ====\n"
             out.write(banner.encode())
             out.flush()
-            # own session: the terminal's Ctrl-C reaches us only, and we stop children in order
+            # own session: the terminal's Ctrl-C reaches us only, and we stop children in
+            # order; SIGTERM from the kernel if we die without doing so
             self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args],
                                          stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=signals.parent_death_hook())
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -77,7 +82,7 @@ class Pipeline:
         t0 = time.monotonic()
         started_servers: list[str] = []
         try:
-            stack.up()
+            stack.up(die_with_parent=True)
             started_servers = [s.name for s in stack.servers() if s.name not in before]
             self._child("processor", "process", "--mode", "stream").start()
             # SIGINT: the producer's own Ctrl-C path, which flushes what is in flight
@@ -94,7 +99,9 @@ class Pipeline:
             self.echo("Ctrl-C stops everything this run started")
             self._watch(duration)
         except KeyboardInterrupt:
-            self.echo("\ninterrupted")
+            how = signals.name(signals.received()) if signals.received() else "Ctrl-C"
+            self.echo(f"\n{how}: stopping what this run started")
+            raise
         finally:
             self._shutdown(stack, started_servers)
 
@@ -103,6 +110,7 @@ class Pipeline:
         last_total, last_t = None, time.monotonic()
         while end is None or time.monotonic() < end:
             time.sleep(5)
+            signals.check()  # a signal whose KeyboardInterrupt the Kafka client swallowed
             for c in self.children:
                 if not c.alive():
                     raise ClickstreamError(
@@ -116,11 +124,16 @@ class Pipeline:
             last_total, last_t = total, now
 
     def _shutdown(self, stack: LocalStack, started_servers: list[str]) -> None:
-        stopped = [c.name for c in self.children if c.stop()]
+        """The producer first (it flushes into Kafka), the other children, then the servers
+        this run started. Each stop is bounded (SIGKILL after its timeout); a second signal
+        meanwhile only says that the stop is under way."""
+        producer_first = sorted(self.children, key=lambda c: c.name != "producer")
+        stopped = [c.name for c in producer_first if c.stop()]
         for s in reversed(stack.servers()):
             if s.name in started_servers and s.stop():
                 stopped.append(s.name)
-        self.echo("stopped " + (", ".join(stopped) if stopped else "nothing"))
+        if stopped:
+            self.echo("stopped " + ", ".join(stopped))
 
 
 def events_in_topic(settings: Settings) -> int | None:

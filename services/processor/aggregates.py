@@ -42,8 +42,17 @@ SLOTS: dict[str, tuple[int, T.DataType, Callable[[str], Column]]] = {
     MIN_TS: (1, T.TimestampType(), F.min),
     MAX_TS: (1, T.TimestampType(), F.max),
     BITS: (1, T.LongType(), F.bit_or),
-    MAX_STR: (4, T.StringType(), F.max),
+    # The greatest string is reduced as the SET of strings (then `array_max`), not with
+    # `max`: a string `max` has a variable-width buffer, which Spark can only aggregate by
+    # SORTING every tagged row (SortAggregate), for all aggregates of the one groupBy;
+    # `collect_set` makes the planner pick a hash aggregation that keeps object buffers
+    # (ObjectHashAggregate). A session has one user, campaign, source and device, so its
+    # sets hold one value each. See `OBJECT_HASH_CONF` and bench/bench_catchup.py.
+    MAX_STR: (4, T.StringType(), F.collect_set),
 }
+#: ObjectHashAggregate falls back to sorting after this many groups per task (Spark's
+#: default is 128); a micro-batch has tens of thousands (sessions), so raise it.
+OBJECT_HASH_CONF = {"spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "200000"}
 N_KEYS = 2
 NONE = "(none)"  # stands in for a missing key value (Cassandra keys cannot be null)
 
@@ -71,10 +80,17 @@ class Metric:
 
 @dataclass(frozen=True)
 class Output:
-    """One table filled from an aggregate's rows: which metrics it takes, how to finish."""
+    """One table filled from an aggregate's rows: which metrics it takes, how to finish.
+
+    `present`: count columns of the table of which one at least is > 0 where the table's
+    event happened. Aggregates are shared by tables (fewer rows through the groupBy), so a
+    product-hour with views only is a row of the shared aggregate, but no row of
+    product_purchases: a table holds no all-zero rows (DESIGN.md section 5). Empty: every
+    row of the aggregate is a row of the table (its `where` already says so)."""
     table: tb.Table
     metrics: tuple[str, ...]
     finish: Callable[[DataFrame], DataFrame] | None = None
+    present: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,11 @@ def none_if_null(name: str) -> Callable[[], Column]:
 
 
 WINDOWS = (60, 300, 600, 3600, 86400)
+#: the event columns the aggregates read (`prepare`); the runners keep only these after
+#: validating an event (plus event_id, to deduplicate)
+AGGREGATED_COLUMNS = ("event_id", "timestamp", "user_id", "session_id", "page", "action",
+                      "product_id", "utm_source", "utm_campaign", "device_type",
+                      "page_duration_ms", "quantity", "revenue_cents")
 
 
 def prepare(events: DataFrame, extra: tuple[str, ...] = ()) -> DataFrame:
@@ -188,25 +209,29 @@ HOUR = 3600
 AGGREGATES: tuple[Aggregate, ...] = (
     Aggregate("page_minute", 60, is_event, (("page", c("page")),),
               (Metric("page_views", SUM, c("is_view")),),
-              (Output(W.TIME_AGG, ("page_views",)),)),
+              (Output(W.TIME_AGG, ("page_views",), present=("page_views",)),)),
     Aggregate("campaign_5min", 300, with_campaign,
               (("utm_campaign", c("utm_campaign")), ("utm_source", none_if_null("utm_source"))),
               (Metric("events", SUM, one),),
               (Output(W.CAMPAIGN_EVENTS, ("events",)),)),
     Aggregate("campaign_hourly", HOUR, with_campaign, (("utm_campaign", c("utm_campaign")),),
               (Metric("add_to_cart", SUM, c("is_atc")), Metric("purchases", SUM, c("is_buy"))),
-              (Output(W.CAMPAIGN_ACTIONS, ("add_to_cart", "purchases")),)),
+              (Output(W.CAMPAIGN_ACTIONS, ("add_to_cart", "purchases"),
+                      present=("add_to_cart", "purchases")),)),
     # product detail views are page=product & action=view (the original's were always 0)
     Aggregate("product_hourly", HOUR, with_product, (("product_id", c("product_id")),),
               (Metric("views", SUM, c("is_pview")), Metric("add_to_cart", SUM, c("is_atc")),
                Metric("purchases", SUM, c("is_buy")), Metric("buy_units", SUM, c("buy_units")),
                Metric("revenue_cents", SUM, c("buy_cents")),
                Metric("cart_units", SUM, c("cart_units"))),
-              (Output(W.PRODUCT_VIEWS, ("views",)),
-               Output(W.PRODUCT_ACTIONS, ("views", "add_to_cart")),
-               Output(W.PRODUCT_PURCHASES, ("purchases", "buy_units:units", "revenue_cents")),
+              (Output(W.PRODUCT_VIEWS, ("views",), present=("views",)),
+               Output(W.PRODUCT_ACTIONS, ("views", "add_to_cart"),
+                      present=("views", "add_to_cart")),
+               Output(W.PRODUCT_PURCHASES, ("purchases", "buy_units:units", "revenue_cents"),
+                      present=("purchases",)),
                Output(W.PRODUCT_CART_ADDITIONS, ("add_to_cart:cart_additions",
-                                                 "cart_units:units")))),
+                                                 "cart_units:units"),
+                      present=("cart_additions",)))),
     Aggregate("page_10min", 600, is_event, (("page", c("page")),),
               (Metric("duration_ms_sum", SUM, c("page_duration_ms")), Metric("events", SUM, one)),
               (Output(W.AGG_DURATION, ("duration_ms_sum", "events")),)),
@@ -214,11 +239,12 @@ AGGREGATES: tuple[Aggregate, ...] = (
               (Metric("page_views", SUM, c("is_view")), Metric("purchases", SUM, c("is_buy")),
                Metric("units", SUM, c("buy_units")),
                Metric("revenue_cents", SUM, c("buy_cents"))),
-              (Output(W.WEBSITE_VIEWS, ("page_views",)),
-               Output(W.REVENUE_HOURLY, ("purchases", "units", "revenue_cents")))),
+              (Output(W.WEBSITE_VIEWS, ("page_views",), present=("page_views",)),
+               Output(W.REVENUE_HOURLY, ("purchases", "units", "revenue_cents"),
+                      present=("purchases",)))),
     Aggregate("device_hourly", HOUR, is_event, (("device_type", c("device_type")),),
               (Metric("page_views", SUM, c("is_view")),),
-              (Output(W.DEVICE_DISTRIBUTION, ("page_views",)),)),
+              (Output(W.DEVICE_DISTRIBUTION, ("page_views",), present=("page_views",)),)),
     # every received message (_deliveries) vs every distinct event (_event)
     Aggregate("quality_minute", 60, lambda: (F.col("_event") + F.col("_deliveries")) > 0, (),
               (Metric("raw_events", SUM, c("_deliveries")), Metric("events", SUM, c("_event"))),
@@ -296,7 +322,13 @@ def reduce(tagged: DataFrame, wend: Column | None = None) -> DataFrame:
         # metadata) from grouping expressions
         tagged = tagged.select(*(wend if f == "wend" else F.col(f) for f in TAG_FIELDS))
     keys = ["agg", "wstart", "wend", *(f"k{i}" for i in range(N_KEYS))]
-    return tagged.groupBy(*keys).agg(*aggs)
+    return _greatest_of_sets(tagged.groupBy(*keys).agg(*aggs))
+
+
+def _greatest_of_sets(reduced: DataFrame) -> DataFrame:
+    """MAX_STR slots hold sets after the groupBy (see SLOTS): keep their greatest value."""
+    return reduced.withColumns({s: F.array_max(s) for s in slot_names(MAX_STR)
+                                if s in reduced.columns})
 
 
 def reduce_one(prepared: DataFrame, a: Aggregate) -> DataFrame:
@@ -309,10 +341,11 @@ def reduce_one(prepared: DataFrame, a: Aggregate) -> DataFrame:
     keys = [k().cast("string").alias(f"k{i}") for i, (_, k) in enumerate(a.keys)]
     metrics = [SLOTS[m.kind][2](m.expr().cast(SLOTS[m.kind][1])).alias(slot_of[m.name])
                for m in a.metrics]
-    return (prepared.where(a.where())
-            .groupBy(F.lit(a.name).alias("agg"), F.col(f"w{a.window_seconds}").alias("wstart"),
-                     F.col(f"we{a.window_seconds}").alias("wend"), *keys)
-            .agg(*metrics))
+    return _greatest_of_sets(
+        prepared.where(a.where())
+        .groupBy(F.lit(a.name).alias("agg"), F.col(f"w{a.window_seconds}").alias("wstart"),
+                 F.col(f"we{a.window_seconds}").alias("wend"), *keys)
+        .agg(*metrics))
 
 
 def table_rows(reduced: DataFrame, name: str) -> DataFrame:
@@ -327,6 +360,8 @@ def table_rows(reduced: DataFrame, name: str) -> DataFrame:
         metric, _, column = m.partition(":")
         cols.append(F.col(slot_of[metric]).alias(column or metric))
     df = reduced.where(F.col("agg") == a.name).select(*cols)
+    if out.present:
+        df = df.where(F.greatest(*(F.col(p) for p in out.present), F.lit(0)) > 0)
     if out.finish:
         df = out.finish(df)
     return df.select(*(_typed(out.table, col) for col in out.table.column_names))
@@ -362,12 +397,15 @@ def _typed(table: tb.Table, col: str) -> Column:
     return F.col(col).cast(_CQL_TO_SPARK[table.cql_type(col)]).alias(col)
 
 
-def all_tables(events: DataFrame) -> dict[str, DataFrame]:
-    """Every analytics table's rows, the batch way (`reduce_one` per aggregate)."""
+def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lambda df: df
+               ) -> dict[str, DataFrame]:
+    """Every analytics table's rows, the batch way (`reduce_one` per aggregate): the batch
+    runner's plan, and the unit tests'. `cache` is applied to each aggregate's reduced rows
+    (the runner persists them: several tables and the second level read them)."""
     prepared = prepare(events)
     out = {}
     for a in AGGREGATES:
-        reduced = reduce_one(prepared, a)
+        reduced = cache(reduce_one(prepared, a))
         out.update({o.table.name: table_rows(reduced, o.table.name) for o in a.outputs})
     for name in SECOND_LEVEL:
         out[name] = from_sessions(out["sessions"], name)

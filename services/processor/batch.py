@@ -17,10 +17,12 @@ import glob
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.errors import ClickstreamError
+from services.processor.aggregates import AGGREGATED_COLUMNS
 from shared import tables as tb
 from shared.events import ACTIONS, FIELD_NAMES, PAGES, SPARK_TIMESTAMP_FORMAT, spark_schema
 from shared.settings import Settings
@@ -82,7 +84,8 @@ def read_csv_days(spark, files: list[Path]):
 # --------------------------------------------------------------------------- pure steps
 def invalid_rows_marked(raw):
     """Rows that parse but break the schema's rules (nulls in required fields, unknown
-    page/action), with a reason column."""
+    page/action), with a reason column, and `_all`, a hash of every column: computing it
+    makes FAILFAST parse (and so check) every column, even where only a few are kept."""
     from pyspark.sql import functions as F
 
     from shared.events import FIELDS
@@ -91,14 +94,9 @@ def invalid_rows_marked(raw):
     checks += [(~F.col("page").isin(*PAGES), "unknown page"),
                (~F.col("action").isin(*ACTIONS), "unknown action")]
     reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
-    # touch every column, so that FAILFAST parses (and checks) all of them
     return raw.withColumn("reason", reason).withColumn("_all", F.hash(*FIELD_NAMES))
 
 
-#: the event columns the aggregates read (the batch job reads only these after validating)
-AGGREGATED_COLUMNS = ("event_id", "timestamp", "user_id", "session_id", "page", "action",
-                      "product_id", "utm_source", "utm_campaign", "device_type",
-                      "page_duration_ms", "quantity", "revenue_cents")
 
 
 def distinct_events(raw):
@@ -135,7 +133,8 @@ def validate(raw) -> tuple[int, int, str | None]:
 
 
 def batch_tables(raw) -> dict:
-    """raw deliveries -> {table name (without _batch): DataFrame}. Pure."""
+    """raw deliveries -> {table name (without _batch): DataFrame}: the batch job's plan,
+    `distinct_events` then `aggregates.all_tables`, as `run_batch` runs it. Pure."""
     from services.processor import aggregates
 
     return aggregates.all_tables(distinct_events(raw.select(*AGGREGATED_COLUMNS)))
@@ -166,10 +165,9 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
               spark=None) -> BatchResult:
     """Aggregate the CSV days at `input` into the `_batch` tables. Returns what was done.
 
-    One pass over the CSV parses (and so checks) every column and caches the aggregated
-    ones; the rest works from that cache: validation, deduplication, then one small
-    groupBy per aggregate (`aggregates.reduce_one`), each cached while its tables are
-    written and counted."""
+    ONE pass over the CSV parses (and so checks) every column and caches only the
+    aggregated ones with each row's rule check; validation, deduplication and the tables
+    (`batch_tables`, one small hash aggregation per aggregate) all work from that cache."""
     from pyspark.storagelevel import StorageLevel
 
     from services.processor import aggregates as ag
@@ -178,14 +176,19 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
     files = resolve_inputs(input, day_from, day_to)
     own = spark is None
     spark = spark or build_session(settings, "clickstream-batch", master)
-    disk = StorageLevel.MEMORY_AND_DISK
     ks = settings.cassandra_keyspace
     t0 = time.monotonic()
     cached = []
+
+    def cache(df):
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return cached[-1]
+
     try:
-        # `_all` reads every column, so FAILFAST parses all of them in this one pass
-        raw = read_csv_days(spark, files)
-        checked = invalid_rows_marked(raw)
+        # `_all` reads every column, so FAILFAST parses all of them in this one pass; only
+        # the aggregated columns (+ the check) are kept
+        checked = cache(invalid_rows_marked(read_csv_days(spark, files))
+                        .select(*AGGREGATED_COLUMNS, "reason", "_all"))
         try:
             input_rows, invalid, example = validate(checked)  # FAILFAST errors surface here
         except Exception as e:  # Spark wraps the malformed-record error deep in the cause
@@ -195,31 +198,26 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
         if invalid:
             raise ClickstreamError(f"{input}: {invalid} rows break the event schema, e.g. "
                                    f"{example}")
-        events = distinct_events(raw.select(*AGGREGATED_COLUMNS)).persist(disk)
-        cached.append(events)
+        # the plan of `batch_tables`, with its intermediate frames cached
+        events = cache(distinct_events(checked.select(*AGGREGATED_COLUMNS)))
         distinct = events.count()
         conflicts, example = conflicting_copies(events)
         if conflicts:
             raise ClickstreamError(f"{input}: {conflicts} event_ids appear with different "
                                    f"contents, e.g. {example}; a resend must be an exact copy")
+        checked.unpersist()
         log.info("batch: %d distinct events at %.1fs", distinct, time.monotonic() - t0)
-        prepared = ag.prepare(events)
-        written: dict[str, int] = {}
-        frames: dict[str, object] = {}
-        for a in ag.AGGREGATES:
-            reduced = ag.reduce_one(prepared, a).persist(disk)
-            cached.append(reduced)
-            for o in a.outputs:
-                frames[o.table.name] = df = ag.table_rows(reduced, o.table.name)
-                write_table(df, ks, o.table.batch().name)
-                written[o.table.batch().name] = df.count()
-            log.info("batch: %s written at %.1fs", a.name, time.monotonic() - t0)
-            if a.name != "session_day":  # its rows feed the second-level tables below
-                reduced.unpersist()
-        for name in ag.SECOND_LEVEL:
-            df = ag.from_sessions(frames["sessions"], name)
-            write_table(df, ks, tb.table(name).batch().name)
-            written[tb.table(name).batch().name] = df.count()
+        frames = ag.all_tables(events, cache)
+
+        def write(item: tuple[str, object]) -> tuple[str, int]:
+            target = tb.table(item[0]).batch().name
+            write_table(item[1], ks, target)
+            log.info("batch: %s written at %.1fs", target, time.monotonic() - t0)
+            return target, item[1].count()
+
+        # small jobs over cached frames: run them concurrently (per-job latency adds up)
+        with ThreadPoolExecutor(4) as pool:
+            written = dict(pool.map(write, frames.items()))
         seconds = time.monotonic() - t0
         _write_ingest_quality(spark, settings, input_rows, input_rows - distinct)
         return BatchResult(len(files), input_rows, written, seconds)

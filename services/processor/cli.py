@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import time
 from pathlib import Path
 
 import click
 
 from services.errors import ClickstreamError
+from shared import signals
 from shared.settings import get_settings
 
 
@@ -49,13 +52,32 @@ def process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger,
     """Run the Spark job that fills the analytics tables in Cassandra.
 
     Both modes apply the same aggregate definitions. Streaming resumes from its checkpoint
-    after a crash or restart; a re-run batch job rewrites identical rows.
+    after a crash or restart; a re-run batch job rewrites identical rows. Ctrl-C, SIGTERM
+    or SIGHUP stop the query and the Spark session (exit 128 + the signal number).
 
     \b
     Example:
         clickstream process --mode stream --trigger 5
         clickstream process --mode batch --input data/csv --from 2026-03-01
     """
+    # pyspark's JVM, if a signal came as it started; once started, it exits with us
+    with signals.stopping_new_children(keep=_spark_gateway):
+        _process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger,
+                 watermark, checkpoint, max_offsets, available_now, timeout)
+
+
+def _spark_gateway() -> set[int]:
+    """The JVM of a SparkSession that started: it exits when this process does (its stdin
+    closes), and this process may still use it (tests invoke the CLI in-process)."""
+    import sys
+
+    context = sys.modules.get("pyspark.context")
+    proc = getattr(getattr(getattr(context, "SparkContext", None), "_gateway", None), "proc", None)
+    return {proc.pid} if proc is not None else set()
+
+
+def _process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger, watermark,
+             checkpoint, max_offsets, available_now, timeout):
     settings = get_settings()
     if shuffle_partitions:
         settings = settings.model_copy(update={"spark_shuffle_partitions": shuffle_partitions})
@@ -74,12 +96,19 @@ def process(mode, master, shuffle_partitions, input_, day_from, day_to, trigger,
 
         if input_ or day_from or day_to:
             raise ClickstreamError("--input/--from/--to are for --mode batch")
+        t0 = time.monotonic()
         router = run_stream(settings, master=master, trigger_seconds=trigger,
                             watermark_seconds=watermark, checkpoint=checkpoint,
                             max_offsets=max_offsets, available_now=available_now,
                             timeout=timeout)
         click.echo(f"stream: stopped after {router.batches} micro-batches, "
                    f"{router.dead_letters} dead letters")
+        ended_by_itself = available_now or (timeout and time.monotonic() - t0 >= timeout)
+        if not ended_by_itself and signals.received() is None:
+            # A stream with no end returns only when interrupted: SIGTERM and SIGHUP are
+            # recorded by shared.signals, but the SparkContext replaces the SIGINT handler
+            # with its own (cancel jobs, KeyboardInterrupt), which run_stream absorbs.
+            signals.record(signal.SIGINT)
 
 
 COMMANDS = [process]

@@ -69,6 +69,9 @@ def build_session(settings: Settings, app_name: str = "clickstream", master: str
         .config("spark.cassandra.connection.host", ",".join(host))
         .config("spark.cassandra.connection.port", str(settings.cassandra_port))
         .config("spark.sql.extensions", "com.datastax.spark.connector.CassandraSparkExtensions")
+        # keep the connector's Cassandra session open between micro-batches (default 5 s):
+        # reopening it fetches the cluster's schema again, seconds of every tiny batch
+        .config("spark.cassandra.connection.keepAliveMS", "600000")
     )
     if settings.cassandra_username:
         builder = builder.config("spark.cassandra.auth.username", settings.cassandra_username)
@@ -76,6 +79,10 @@ def build_session(settings: Settings, app_name: str = "clickstream", master: str
         builder = builder.config(
             "spark.cassandra.auth.password", settings.cassandra_password.get_secret_value()
         )
+    from services.processor.aggregates import OBJECT_HASH_CONF
+
+    for key, value in OBJECT_HASH_CONF.items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -93,27 +94,42 @@ def parse(records):
 
 
 # --------------------------------------------------------------------------- mark + dedup
+#: the record columns a dead letter keeps
+DEAD_COLUMNS = ("payload", "reason", "partition", "offset", "kafka_ts", "topic")
+
+
 def mark_and_dedup(parsed, watermark_seconds: int):
-    """Watermark on event time; explode each record into its marker rows; drop duplicates."""
+    """Watermark on event time; each record -> its marker rows; drop duplicates.
+
+    A valid record is an `event` row (deduplicated by event_id) and a `delivery` row (one
+    per received message, for data quality); a bad one is a `dead` row. Each row keeps only
+    what its kind needs -- the aggregated columns, the event time, or the record -- and
+    null elsewhere, since every row crosses the dedup shuffle (a 650-byte payload and a
+    34-field struct on every row made that shuffle the costliest step)."""
     from pyspark.sql import functions as F
+
+    from services.processor.aggregates import AGGREGATED_COLUMNS
 
     delay_ms = watermark_seconds * 1000
     valid = F.col("reason").isNull()
+    kind = F.col("kind")
+    is_event, is_dead = kind == "event", kind == "dead"
     pk = F.concat_ws(":", F.col("partition").cast("string"), F.col("offset").cast("string"))
-    markers = F.when(valid, F.array(
-        F.struct(F.lit("event").alias("kind"), F.col("e.event_id").alias("dkey")),
-        F.struct(F.lit("delivery").alias("kind"), F.concat(F.lit("m:"), pk).alias("dkey")),
-    )).otherwise(F.array(F.struct(F.lit("dead").alias("kind"),
-                                  F.concat(F.lit("d:"), pk).alias("dkey"))))
+    dkey = (F.when(is_event, F.col("e.event_id"))
+            .when(kind == "delivery", F.concat(F.lit("m:"), pk))
+            .otherwise(F.concat(F.lit("d:"), pk)))
     rows = (
         parsed.withColumn("ts", F.col("e.timestamp"))
         .withWatermark("ts", f"{watermark_seconds} seconds")
-        .withColumn("m", F.explode(markers))
+        .withColumn("kind", F.explode(F.when(valid, F.array(F.lit("event"), F.lit("delivery")))
+                                      .otherwise(F.array(F.lit("dead")))))
         .select(
-            F.col("m.kind").alias("kind"), F.col("m.dkey").alias("dkey"),
+            kind, dkey.alias("dkey"),
             # the only column carrying the watermark marker into dedup (ts itself is dropped)
             F.when(valid, F.col("ts")).alias("dts", metadata={WATERMARK_KEY: delay_ms}),
-            "e", "reason", "payload", "partition", "offset", "kafka_ts", "topic")
+            *(F.when(~is_dead if c == "timestamp" else is_event, F.col(f"e.{c}")).alias(c)
+              for c in AGGREGATED_COLUMNS),  # a delivery needs its event time alone
+            *(F.when(is_dead, F.col(c)).alias(c) for c in DEAD_COLUMNS))
     )
     return rows.dropDuplicates(["dkey", "dts"])
 
@@ -124,23 +140,20 @@ def tag_and_reduce(marked, watermark_seconds: int):
     from pyspark.sql import functions as F
 
     from services.processor import aggregates as ag
-    from shared.events import FIELD_NAMES
 
     kind = F.col("kind")
     events = marked.select(
-        *(F.col(f"e.{n}").alias(n) for n in FIELD_NAMES),
+        *ag.AGGREGATED_COLUMNS,
         F.when(kind == "event", 1).otherwise(0).alias("_event"),
         F.when(kind == "delivery", 1).otherwise(0).alias("_deliveries"),
-        "kind", "reason", "payload", "partition", "offset", "kafka_ts", "topic",
+        "kind", *DEAD_COLUMNS,
     )
     dead = F.when(kind == "dead", ag.tag_struct(
         "dead_letter", F.col("kafka_ts"), F.lit(None).cast("timestamp"),
         [F.col("partition"), F.col("offset")],
         {"max_str0": F.col("payload"), "max_str1": F.col("reason"),
          "max_str2": F.col("topic")}))
-    tagged = ag.tag_rows(events, extra=[dead],
-                         keep=("kind", "reason", "payload", "partition", "offset", "kafka_ts",
-                               "topic"))
+    tagged = ag.tag_rows(events, extra=[dead], keep=("kind", *DEAD_COLUMNS))
     wend = F.col("wend").alias("wend", metadata={WATERMARK_KEY: watermark_seconds * 1000})
     return ag.reduce(tagged, wend=wend)
 
@@ -163,20 +176,35 @@ def dead_letter_rows(reduced):
 
 
 class Router:
-    """foreachBatch body: route one micro-batch's updated rows to their tables."""
+    """foreachBatch body: route one micro-batch's updated rows to their tables.
+
+    Per micro-batch: one small job counts the updated rows per aggregate (and collects the
+    days of the sessions touched), then only the tables with rows are written, concurrently
+    (each write is a small Spark job; their latency is what adds up). An empty micro-batch
+    writes nothing.
+
+    The second level (funnel_hourly, campaign_conversion) is recomputed from the stored
+    sessions rows of the touched days -- exact and replay-safe -- in a background thread, so
+    that it never delays a micro-batch. It runs at most every `second_level_seconds`, and
+    waits at least 4x its own last duration before the next run, so that it takes at most
+    ~20% of the time however large the day's sessions grow. `refresh_second_level(force=
+    True)` (at the end of a run) waits for it and refreshes once more, synchronously."""
 
     def __init__(self, sink: Sink, suffix: str = "", second_level_seconds: float = 0.0,
                  read_sessions: Callable[[list[dt.date]], DataFrame] | None = None):  # noqa: F821
         self.sink = sink
-        self.parallel_writes = 4
+        self.parallel_writes = 6
         self.suffix = suffix
         self.second_level_seconds = second_level_seconds
         self.read_sessions = read_sessions
         self.pending_days: set[dt.date] = set()
-        self.last_second_level = 0.0
+        self.next_second_level = 0.0  # time.monotonic() before which it does not run
         self.batches = 0
         self.dead_letters = 0
         self.invalid_by_batch: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._second_level: threading.Thread | None = None
+        self._second_level_error: BaseException | None = None
 
     def __call__(self, batch, batch_id: int) -> None:
         from pyspark.sql import functions as F
@@ -184,53 +212,100 @@ class Router:
 
         from services.processor import aggregates as ag
 
+        self._raise_second_level_error()
         batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
         t0 = time.monotonic()
         try:
-            rows = batch.count()  # runs the stateful part once; the writes read the cache
-            log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, rows,
+            # one job: runs the stateful part once (the writes read the cache) and says
+            # which aggregates have rows, and the days of the sessions touched
+            sessions, _ = ag.BY_TABLE["sessions"]
+            summary = batch.groupBy("agg").agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.collect_set(F.when(F.col("agg") == sessions.name, F.to_date("wstart")))
+                .alias("days")).collect()
+            rows = {r["agg"]: r["rows"] for r in summary}
+            days = [d for r in summary for d in r["days"]]
+            log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, sum(rows.values()),
                      time.monotonic() - t0)
-            # one Spark job per table; run them concurrently (the jobs are small, the
-            # per-job latency is what adds up). Any failure fails the micro-batch.
-            jobs = [(name + self.suffix, ag.table_rows(batch, name)) for name in ag.FIRST_LEVEL]
-            with ThreadPoolExecutor(self.parallel_writes) as pool:
+            jobs = [(name + self.suffix, ag.table_rows(batch, name)) for name in ag.FIRST_LEVEL
+                    if rows.get(ag.BY_TABLE[name][0].name)]
+            invalid = rows.get("dead_letter", 0)
+            if invalid:
+                jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
+            with ThreadPoolExecutor(self.parallel_writes) as pool:  # any failure fails it
                 for f in [pool.submit(self.sink, name, df) for name, df in jobs]:
                     f.result()
-            dead = dead_letter_rows(batch).persist()
-            invalid = dead.count()
             self.invalid_by_batch[batch_id] = invalid
-            if invalid:
-                self.sink(tb.DEAD_LETTER.name, dead)
-                self.dead_letters += invalid
-            dead.unpersist()
-            sessions, _ = ag.BY_TABLE["sessions"]
-            days = [r[0] for r in batch.where(F.col("agg") == sessions.name)
-                    .select(F.to_date("wstart")).distinct().collect()]
-            self.pending_days.update(days)
-            log.info("micro-batch %d: tables written in %.1fs", batch_id, time.monotonic() - t0)
-            self.refresh_second_level()
+            self.dead_letters += invalid
+            with self._lock:
+                self.pending_days.update(days)
+            log.info("micro-batch %d: %d tables written in %.1fs", batch_id, len(jobs),
+                     time.monotonic() - t0)
+            self._start_second_level()
             self.batches += 1
         finally:
             batch.unpersist()
 
-    def refresh_second_level(self, force: bool = False) -> None:
-        """funnel_hourly and campaign_conversion of the touched days, recomputed from the
-        stored sessions rows (so the result is exact and replay-safe)."""
+    # ----------------------------------------------------------------- second level
+    def _start_second_level(self) -> None:
+        if self.read_sessions is None or time.monotonic() < self.next_second_level:
+            return
+        if self._second_level is not None and self._second_level.is_alive():
+            return
+        with self._lock:
+            if not self.pending_days:
+                return
+        self._second_level = threading.Thread(target=self._second_level_in_background,
+                                              name="second-level", daemon=True)
+        self._second_level.start()
+
+    def _second_level_in_background(self) -> None:
+        try:
+            self._refresh_second_level()
+        except BaseException as e:  # noqa: BLE001 - raised in the next micro-batch
+            self._second_level_error = e
+
+    def _raise_second_level_error(self) -> None:
+        if self._second_level_error is not None:
+            e, self._second_level_error = self._second_level_error, None
+            raise e
+
+    def _refresh_second_level(self) -> None:
         from services.processor import aggregates as ag
 
-        if not self.pending_days or self.read_sessions is None:
+        with self._lock:
+            days, self.pending_days = sorted(self.pending_days), set()
+        if not days:
             return
-        now = time.monotonic()
-        if not force and now - self.last_second_level < self.second_level_seconds:
+        t0 = time.monotonic()
+        try:
+            sessions = self.read_sessions(days).persist()
+            try:
+                for name in ag.SECOND_LEVEL:
+                    self.sink(name + self.suffix, ag.from_sessions(sessions, name))
+            finally:
+                sessions.unpersist()
+        except BaseException:
+            with self._lock:  # not refreshed: keep them pending
+                self.pending_days.update(days)
+            raise
+        took = time.monotonic() - t0
+        self.next_second_level = time.monotonic() + max(self.second_level_seconds, 4 * took)
+        log.info("second level: %d day(s) refreshed in %.1fs", len(days), took)
+
+    def refresh_second_level(self, force: bool = False) -> None:
+        """funnel_hourly and campaign_conversion of the touched days, recomputed from the
+        stored sessions rows (so the result is exact and replay-safe). `force`: now, in this
+        thread, after any background refresh has finished."""
+        if self.read_sessions is None:
             return
-        days = sorted(self.pending_days)
-        sessions = self.read_sessions(days).persist()
-        for name in ag.SECOND_LEVEL:
-            self.sink(name + self.suffix, ag.from_sessions(sessions, name))
-        sessions.unpersist()
-        self.pending_days.clear()
-        self.last_second_level = now
-        log.info("second level: %d day(s) refreshed in %.1fs", len(days), time.monotonic() - now)
+        if not force:
+            self._start_second_level()
+            return
+        if self._second_level is not None:
+            self._second_level.join()
+        self._raise_second_level_error()
+        self._refresh_second_level()
 
 
 def cassandra_sink(keyspace: str) -> Sink:
@@ -343,11 +418,14 @@ def start_query(records, router: Router, checkpoint: Path, trigger_seconds: floa
 
 
 def configure_state(spark) -> None:
-    """RocksDB state store: state lives on disk, so the driver/executor heap stays flat."""
+    """RocksDB state store: state lives on disk, so the driver/executor heap stays flat.
+    Without tracking the total number of rows, a write is a put, not a get + put (the
+    progress then reports numRowsTotal as 0; rows removed and dropped are still counted)."""
     spark.conf.set("spark.sql.streaming.stateStore.providerClass",
                    "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
     spark.conf.set("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled",
                    "true")
+    spark.conf.set("spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows", "false")
 
 
 def run_stream(settings: Settings, master: str | None = None,

@@ -45,8 +45,11 @@ def local_session():
     """One lean local[2] session for unit tests (no connector jars, UTC, 2 partitions)."""
     from pyspark.sql import SparkSession
 
+    from services.processor.aggregates import OBJECT_HASH_CONF
+
     return (
         SparkSession.builder.master("local[2]").appName("clickstream-tests")
+        .config(map=OBJECT_HASH_CONF)
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
         .config("spark.ui.enabled", "false")

@@ -34,8 +34,8 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, mod
 
     One long-lived producer keyed by session id, lz4-compressed batches, acks=all with
     idempotence. Prints sent / acknowledged / failed counts with the rate every few
-    seconds and at exit; Ctrl-C (or SIGTERM) stops, flushing what is in flight. Exits 1
-    if any event was not acknowledged.
+    seconds and at exit; Ctrl-C, SIGTERM or SIGHUP stop it, flushing what is in flight
+    (exit 128 + the signal number). Exits 1 if any event was not acknowledged.
 
     Example:
 

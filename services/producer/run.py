@@ -14,6 +14,7 @@ on one core here).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import signal
 import sys
@@ -26,6 +27,7 @@ from services.errors import ClickstreamError
 from services.producer.kafka_sink import Counts, KafkaSink
 from services.simulator.model import MALFORMED, SimConfig, Simulator
 from services.simulator.wire import RowEncoder
+from shared import signals
 from shared.settings import Settings
 
 BATCH = 2_000  # events per feeder message and per pacing step
@@ -74,8 +76,11 @@ def batches(config: SimConfig, start_ms: int, limit: int | None) -> Iterator[tup
                 return
 
 
-def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent: int) -> None:
+    for s in (signal.SIGINT, signal.SIGHUP):  # the parent decides when to stop...
+        signal.signal(s, signal.SIG_IGN)
+    # ...unless it is gone: then nothing reads the queue and put() would block for ever
+    signals.die_with_parent(signal.SIGKILL, parent, respect_nohup=False)
     try:
         for item in batches(config, start_ms, limit):
             q.put(item)
@@ -90,7 +95,8 @@ class Feeder:
         ctx = mp.get_context("spawn")
         self.queue = ctx.Queue(maxsize=8)
         self.process = ctx.Process(
-            target=_feeder_main, args=(config, start_ms, limit, self.queue), daemon=True
+            target=_feeder_main, args=(config, start_ms, limit, self.queue, os.getpid()),
+            daemon=True
         )
         self.process.start()
 
@@ -131,7 +137,8 @@ def run_produce(
     report=None,
     sink: KafkaSink | None = None,
 ) -> ProduceResult:
-    """Produce until `count` events, `duration` seconds, or SIGINT/SIGTERM; then flush.
+    """Produce until `count` events, `duration` seconds, or SIGINT/SIGTERM/SIGHUP; then
+    flush.
 
     Raises ClickstreamError if any event was not acknowledged (after reporting counts).
     """
@@ -139,7 +146,7 @@ def run_produce(
     sink = sink or KafkaSink(settings)
     stop = threading.Event()
     stopped_by = "count"
-    previous = _install_signal_handlers(stop)
+    previous = signals.install(on_stop=stop.set)
     source = Feeder(config, start_ms, count) if feeder else None
     t0 = None  # the clock starts with the first batch (after the simulator's set-up)
     last_report = last_acked = 0
@@ -193,7 +200,7 @@ def run_produce(
         sink.flush(timeout=35.0)  # covers delivery_timeout_ms: each record ends acked or failed
         elapsed = time.monotonic() - t0 if t0 is not None else 0.0
         sink.close(timeout=5.0)
-        _restore_signal_handlers(previous)
+        signals.restore(previous)
     c = sink.counts
     report(_line(c, elapsed, c.acked / elapsed if elapsed else 0.0, final=True))
     result = ProduceResult(c.sent, c.acked, c.failed, elapsed, stopped_by, c.last_error)
@@ -210,16 +217,3 @@ def _line(c: Counts, elapsed: float, rate: float, final: bool = False) -> str:
     head = "done" if final else f"{elapsed:7.1f}s"
     return (f"{head}  sent {c.sent:,}  acknowledged {c.acked:,}  failed {c.failed:,}  "
             f"in flight {c.in_flight:,}  {rate:,.0f} events/s")
-
-
-def _install_signal_handlers(stop: threading.Event):
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    handler = lambda signum, frame: stop.set()  # noqa: E731
-    return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _restore_signal_handlers(previous) -> None:
-    if previous:
-        for s, h in previous.items():
-            signal.signal(s, h)

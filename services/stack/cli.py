@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 
 import click
@@ -39,8 +40,8 @@ def setup(only: str | None) -> None:
 def up(only: str | None, timeout: float | None) -> None:
     """Start the local servers (bound to 127.0.0.1) and create the topic and tables.
 
-    Already-running servers are left alone, so `up` twice is a no-op. Ctrl-C stops
-    what this call started.
+    Already-running servers are left alone, so `up` twice is a no-op. Ctrl-C, SIGTERM
+    or SIGHUP stop what this call started (exit 128 + the signal number).
 
     Example:
 
@@ -184,7 +185,8 @@ def docker_command(command: tuple[str, ...]) -> None:
     """Run COMMAND with DOCKER_HOST set: your engine (DOCKER_HOST), or this checkout's
     private dockerd, started before COMMAND and stopped after it.
 
-    Ctrl-C goes to COMMAND (compose stops its containers), then the engine stops.
+    Ctrl-C goes to COMMAND (compose stops its containers), then the engine stops; a
+    SIGTERM sent to this command alone is passed on to COMMAND.
 
     Example:
 
@@ -199,9 +201,14 @@ def docker_command(command: tuple[str, ...]) -> None:
             try:
                 rc = proc.wait()
                 break
-            except KeyboardInterrupt:
-                continue  # COMMAND got the same Ctrl-C: let it finish its own shutdown
-    sys.exit(rc)
+            except KeyboardInterrupt as e:
+                # Ctrl-C and a closing terminal reach COMMAND too (same process group);
+                # a `kill` reaches this process only: pass it on. Then let COMMAND finish
+                # its own shutdown.
+                if getattr(e, "signum", None) == signal.SIGTERM and proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                continue
+    sys.exit(128 - rc if rc < 0 else rc)  # killed by a signal: what a shell reports
 
 
 COMMANDS = [setup, up, down, status, logs, schema, clean, images_command, docker_command]

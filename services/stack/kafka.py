@@ -94,8 +94,9 @@ class Kafka(Server):
 
     def format_command(self, cluster_id: str) -> list[str]:
         """Formats the KRaft storage once (`--ignore-formatted` makes it re-runnable)."""
+        # `=`: an id may start with "-", which the tool would take for an option
         return [self.java, "-cp", f"{self.jars}/*", "kafka.tools.StorageTool", "format",
-                "-t", cluster_id, "-c", str(self.config_file), "--standalone",
+                f"--cluster-id={cluster_id}", "-c", str(self.config_file), "--standalone",
                 "--ignore-formatted"]
 
     def _cluster_id(self) -> str:

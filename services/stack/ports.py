@@ -47,14 +47,20 @@ def is_listening(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A currently free loopback port (for tests), below Linux's ephemeral range
     (32768+), so the outgoing connections of a busy test run cannot grab it before the
-    server binds it."""
+    server binds it. Never one it returned before in this process: a port handed out but
+    not bound yet is still free (a demo test's dashboard port once equalled the storage
+    port of its own Cassandra)."""
     import random
 
     for _ in range(200):
         port = random.randint(20000, 32000)
-        if is_free(port):
+        if port not in _handed_out and is_free(port):
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free port between 20000 and 32000")

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from services.errors import ClickstreamError
+from shared import signals
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,10 @@ class Pidfile:
 
 
 def spawn(cmd: list[str], log_file: Path, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
+          cwd: Path | None = None, die_with_parent: bool = False) -> subprocess.Popen:
     """Start `cmd` in its own session (so Ctrl-C in the terminal doesn't reach it twice),
-    stdout/stderr appended to `log_file`."""
+    stdout/stderr appended to `log_file`. With `die_with_parent`, it gets SIGTERM when
+    the calling thread of this process ends, however this process dies."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab")  # noqa: SIM115 - the child owns it
     try:
@@ -68,6 +70,7 @@ def spawn(cmd: list[str], log_file: Path, env: dict[str, str] | None = None,
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=signals.parent_death_hook() if die_with_parent else None,
         )
     except FileNotFoundError as e:
         raise ClickstreamError(f"cannot run {cmd[0]!r}: {e}") from None

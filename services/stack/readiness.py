@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.errors import ClickstreamError
+from shared import signals
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -42,6 +43,7 @@ def wait_until(
             return check()
         except Exception as e:  # noqa: BLE001 - any failure means "not yet"
             last = e
+        signals.check()  # a stop signal whose KeyboardInterrupt the check swallowed
         if alive is not None and not alive():
             raise ClickstreamError(
                 f"{what}: the process exited while starting (last error: {last})"

@@ -83,9 +83,10 @@ class Server:
         p = self.pidfile.process()
         return p.pid if p else None
 
-    def launch(self) -> int | None:
+    def launch(self, die_with_parent: bool = False) -> int | None:
         """Spawn the server unless it runs already. Returns the new pid, or None if it was
-        already running. Does not wait for readiness."""
+        already running. Does not wait for readiness. `die_with_parent`: the server gets
+        SIGTERM when this process (its calling thread) ends."""
         if self.running():
             log.info("%s already running (pid %s)", self.name, self.pidfile.pid())
             return None
@@ -98,7 +99,7 @@ class Server:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "a") as f:
             f.write(f"\n==== {self.name} starting at {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
-        proc = spawn(cmd, self.log_file, env=env, cwd=self.home)
+        proc = spawn(cmd, self.log_file, env=env, cwd=self.home, die_with_parent=die_with_parent)
         self.pidfile.write(proc.pid)
         self._proc = proc
         return proc.pid
@@ -114,9 +115,9 @@ class Server:
                 self.pidfile.remove()
             raise
 
-    def start(self, timeout: float | None = None) -> bool:
+    def start(self, timeout: float | None = None, die_with_parent: bool = False) -> bool:
         """Start and wait until ready. True if it was started now, False if already up."""
-        started = self.launch() is not None
+        started = self.launch(die_with_parent) is not None
         self.wait_ready(timeout)
         return started
 

@@ -20,6 +20,7 @@ from services.stack.kafka import Kafka
 from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
 from services.stack.server import Server, Status
 from services.stack.spark import SparkMaster, SparkWorker
+from shared import signals
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,13 @@ class LocalStack:
         return out
 
     # ---------------------------------------------------------------- up
-    def up(self, timeout: float | None = None, schema: bool = True) -> dict[str, float]:
+    def up(self, timeout: float | None = None, schema: bool = True,
+           die_with_parent: bool = False) -> dict[str, float]:
         """Start what is requested and not running, wait for each to answer, then run the
-        schema step. On any failure or Ctrl-C, stop what this call started."""
+        schema step. On any failure, Ctrl-C, SIGTERM or SIGHUP, stop what this call started
+        (and let the KeyboardInterrupt through). With `die_with_parent`, the servers get
+        SIGTERM when this process dies (the demo's and the tests' servers; not `up`'s,
+        which outlive it)."""
         java = check_java(self.settings)
         started: list[Server] = []
         t0 = time.monotonic()
@@ -70,27 +75,34 @@ class LocalStack:
             for s in servers:
                 if isinstance(s, SparkWorker):
                     continue
-                if s.launch() is not None:
+                if s.launch(die_with_parent) is not None:
                     started.append(s)
                     self.echo(f"started {s.name} (pid {s.pidfile.pid()}), waiting for {s.endpoint}")
+            self._test_hold()
             for s in servers:
                 if isinstance(s, SparkWorker):
-                    if s.launch() is not None:
+                    if s.launch(die_with_parent) is not None:
                         started.append(s)
                 s.wait_ready(timeout)
                 ready_after[s.name] = time.monotonic() - t0
                 self.echo(f"{s.name} ready at {s.endpoint} ({ready_after[s.name]:.1f}s)")
             if schema:
                 self.schema()
-        except KeyboardInterrupt:
-            self._rollback(started)
-            raise ClickstreamError(
-                "interrupted: stopped " + (", ".join(s.name for s in started) or "nothing")
-            ) from None
-        except BaseException:
+            signals.check()  # a signal whose KeyboardInterrupt a client library swallowed
+        except BaseException:  # failures, and the KeyboardInterrupt of any stop signal
             self._rollback(started)
             raise
         return ready_after
+
+    def _test_hold(self) -> None:
+        """The tests' hook (CLICKSTREAM_TEST_HOLD_FIFO): with every server launched and none
+        ready yet, wait until the test has opened the FIFO and closed it again, so that it
+        can signal `up` at exactly this step."""
+        fifo = self.settings.test_hold_fifo
+        if fifo is not None:
+            self.echo(f"holding at {fifo}")
+            with open(fifo) as f:
+                f.read()
 
     def schema(self) -> None:
         if "kafka" in self.only:

@@ -1,4 +1,5 @@
-"""The dashboard's data layer on hand-made frames: no servers, expectations by hand."""
+"""The dashboard's ranges, views and reader on hand-made frames: no servers, expectations
+by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from dashboards import data as dl
+from dashboards import cache, views
+from dashboards import ranges as rg
+from dashboards.reader import Reader, Snapshot, empty_frame, view_columns
 from shared import tables as tb
 
 T0 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
@@ -17,39 +20,36 @@ def ts(minutes: float) -> pd.Timestamp:
     return pd.Timestamp((T0 + dt.timedelta(minutes=minutes)).replace(tzinfo=None))
 
 
-def snap(**frames) -> dl.Snapshot:
-    full = {b: dl.empty_frame(dl.table_for(b, "stream")) for b in dl.VIEW_TABLES}
+def snap(**frames) -> Snapshot:
+    full = {t.name: empty_frame(t) for t in (*tb.ANALYTICS, tb.INGEST_QUALITY)}
     for name, rows in frames.items():
         full[name] = pd.DataFrame(rows)
-    quality = frames.pop("ingest_quality", None)
-    q = pd.DataFrame(quality) if quality is not None else dl.empty_frame(tb.INGEST_QUALITY)
-    full.pop("ingest_quality", None)
-    return dl.Snapshot("stream", "1 hour", T0, T0 + dt.timedelta(hours=1), full, q)
+    return Snapshot("stream", "1 hour", T0, T0 + dt.timedelta(hours=1), full)
 
 
 def sessions(*rows: dict) -> dict[str, list]:
     """sessions-table columns for hand-written rows (unset flags False, numbers 0)."""
-    cols = dl.view_columns(tb.SESSIONS)
+    cols = view_columns(tb.SESSIONS)
     defaults = {c: False if tb.SESSIONS.cql_type(c) == "boolean" else 0 for c in cols}
     return {c: [{**defaults, **r}[c] for r in rows] for c in cols}
 
 
 def test_dashboard_range_bounds_all_starts_at_earliest_day_capped():
     now = T0
-    assert dl.range_bounds("15 min", now) == (now - dt.timedelta(minutes=15), now)
-    start, _ = dl.range_bounds("all", now, dt.date(2026, 1, 1))
+    assert rg.range_bounds("15 min", now) == (now - dt.timedelta(minutes=15), now)
+    start, _ = rg.range_bounds("all", now, dt.date(2026, 1, 1))
     assert start == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    start, _ = dl.range_bounds("all", now, dt.date(2020, 1, 1))
-    assert (now.date() - start.date()).days == dl.ALL_MAX_DAYS - 1
+    start, _ = rg.range_bounds("all", now, dt.date(2020, 1, 1))
+    assert (now.date() - start.date()).days == rg.ALL_MAX_DAYS - 1
     with pytest.raises(ValueError):
-        dl.range_bounds("2 weeks", now)
+        rg.range_bounds("2 weeks", now)
 
 
 def test_dashboard_query_start_includes_overlapping_windows():
     hourly = tb.table("product_views")
-    assert dl.query_start(hourly, T0 + dt.timedelta(minutes=45)) == \
+    assert rg.query_start(hourly, T0 + dt.timedelta(minutes=45)) == \
         T0 + dt.timedelta(minutes=-15, milliseconds=1)  # the 09:45+ window still overlaps
-    assert dl.query_start(tb.SESSIONS, T0) == T0
+    assert rg.query_start(tb.SESSIONS, T0) == T0
 
 
 def test_dashboard_kpis_by_hand():
@@ -70,20 +70,20 @@ def test_dashboard_kpis_by_hand():
         ingest_quality={"run_id": ["r"], "invalid": [3], "late_dropped": [1],
                         "duplicates_dropped": [2]},
     )
-    k = dl.kpis(s)
+    k = views.kpis(s)
     assert k["events_per_minute"] == 9.0  # 18 events over the 2 minutes that had events
-    assert k["active_sessions"] == 2  # "a" ended before the range
+    assert k["sessions"] == 2  # "a" ended before the range
     assert k["conversion_rate"] == 0.5  # b bought, c did not (a is out of range)
     assert k["revenue"] == 19.99
     assert (k["invalid"], k["late"], k["duplicates"]) == (3, 1, 2)
-    st = dl.session_stats(s)
+    st = views.session_stats(s)
     assert st["sessions"] == 2 and st["bounce_rate"] == 0.5 and st["cart_abandonment"] == 0.0
 
 
 def test_dashboard_kpis_empty_is_none_not_zero_division():
-    k = dl.kpis(snap())
+    k = views.kpis(snap())
     assert k["events_per_minute"] is None and k["conversion_rate"] is None
-    assert k["active_sessions"] == 0 and k["revenue"] == 0
+    assert k["sessions"] == 0 and k["revenue"] == 0
     assert snap().empty
 
 
@@ -107,16 +107,17 @@ def test_dashboard_funnel_top_products_campaigns_duration_by_hand():
         agg_duration={"window_start": [ts(0), ts(10)], "page": ["home", "home"],
                       "duration_ms_sum": [3000, 5000], "events": [2, 2]},
     )
-    f = dl.funnel(s)
+    f = views.funnel(s)
     assert f["sessions"].tolist() == [10, 8, 4, 2, 1]
-    top = dl.top_products(s)
-    assert top["views"].values.tolist() == [["p2", 7], ["p1", 5]]  # p3 has no views
-    assert top["purchases"]["product_id"].tolist() == ["p2", "p1"]
-    assert top["revenue"].values.tolist() == [["p1", 5.0], ["p2", 1.5]]
-    c = dl.campaign_performance(s).set_index("utm_campaign")
-    assert c.loc["y", "events"] == 5 and c.loc["x", "events"] == 7
-    assert c.loc["x", "conversion_rate"] == 0.25 and "(none)" not in c.index
-    d = dl.avg_duration_per_page(s)
+    assert views.top_viewed(s).values.tolist() == [["p2", 7], ["p1", 5]]  # p3 has no views
+    assert views.top_purchased(s)["product_id"].tolist() == ["p2", "p1"]
+    assert views.top_revenue(s).values.tolist() == [["p1", 5.0], ["p2", 1.5]]
+    assert views.campaign_events(s).values.tolist() == [["x", 7], ["y", 5]]
+    assert views.campaign_actions(s).values.tolist() == [["x", "add_to_cart", 2],
+                                                         ["x", "purchases", 1]]
+    c = views.campaign_conversion(s)
+    assert c.values.tolist() == [["x", 4, 1, 0.25]]  # no "(none)": traffic without a campaign
+    d = views.avg_duration_per_page(s)
     assert d.loc[0, "avg_duration_s"] == 2.0
 
 
@@ -136,36 +137,38 @@ def test_dashboard_session_crossing_midnight_counts_once():
     s = snap(sessions=rows)
     s.start = dt.datetime(2026, 1, 5, 23, tzinfo=dt.UTC)
     s.end = dt.datetime(2026, 1, 6, 1, tzinfo=dt.UTC)
-    k = dl.kpis(s)
-    assert k["active_sessions"] == 2 and k["conversion_rate"] == 0.5
-    assert dl.funnel(s)["sessions"].tolist() == [2, 1, 1, 1, 1]
-    st = dl.session_stats(s)
+    k = views.kpis(s)
+    assert k["sessions"] == 2 and k["conversion_rate"] == 0.5
+    assert views.funnel(s)["sessions"].tolist() == [2, 1, 1, 1, 1]
+    st = views.session_stats(s)
     assert st["sessions"] == 2 and st["avg_events"] == 4.0  # (4 + 3 + 1) / 2
     assert st["avg_duration_s"] == (20 * 60 + 60) / 2 and st["bounce_rate"] == 0.5
-    assert dl.session_event_histogram(s).values.tolist() == [[1, 1], [7, 1]]
+    assert views.session_event_histogram(s).values.tolist() == [[1, 1], [7, 1]]
 
 
-def test_dashboard_page_views_wide_has_every_page():
-    from shared.events import PAGES
-
+def test_dashboard_series_over_time_are_long_and_bucketed():
     s = snap(time_agg={"window_start": [ts(0), ts(0), ts(1)], "page": ["cart", "search", "cart"],
-                       "page_views": [1, 2, 3]})
-    w = dl.page_views_wide(s)
-    assert list(w.columns) == ["time", *PAGES]
-    assert w["cart"].tolist() == [1, 3] and w["homepage"].tolist() == [0, 0]
+                       "page_views": [1, 2, 3]},
+             data_quality={"window_start": [ts(0), ts(1)], "raw_events": [3, 4],
+                           "events": [2, 4], "duplicates": [1, 0]})
+    assert views.page_views_over_time(s).values.tolist() == [
+        [ts(0), "cart", 1], [ts(0), "search", 2], [ts(1), "cart", 3]]
+    assert views.quality_over_time(s).values.tolist() == [
+        [ts(0), "events", 2], [ts(1), "events", 4], [ts(0), "duplicates", 1],
+        [ts(1), "duplicates", 0]]
 
 
 def test_dashboard_time_bucket_keeps_series_short():
-    assert dl.time_bucket(T0, T0 + dt.timedelta(hours=1)) == "1min"
-    assert dl.time_bucket(T0, T0 + dt.timedelta(days=1)) == "5min"
-    assert dl.time_bucket(T0, T0 + dt.timedelta(days=90)) == "1D"
+    assert rg.time_bucket(T0, T0 + dt.timedelta(hours=1)) == "1min"
+    assert rg.time_bucket(T0, T0 + dt.timedelta(days=1)) == "5min"
+    assert rg.time_bucket(T0, T0 + dt.timedelta(days=90)) == "1D"
 
 
 def naive(t: dt.datetime) -> dt.datetime:
     return t.replace(tzinfo=None)
 
 
-class ScriptedReader(dl.Reader):
+class ScriptedReader(Reader):
     """A Reader whose Cassandra is a list of data_quality rows (day, window_start, ...)."""
 
     def __init__(self, rows):
@@ -173,11 +176,13 @@ class ScriptedReader(dl.Reader):
         super().__init__(connect=None, keyspace="ks", clock=lambda: self.now)
         self.rows = rows
         self.queries: list[tuple] = []
+        self.statements: list[str] = []
 
     def session(self):
         return object()
 
     def _statement(self, session, key, cql):
+        self.statements.append(key)
         return key
 
     def _run(self, stmt, params):
@@ -208,7 +213,7 @@ def test_dashboard_reader_caches_settled_partitions_and_rereads_only_recent_ones
     assert reader.queries == [(now.date(), cut, now)] and n2 == 1
     assert sorted(again["window_start"]) == sorted(first["window_start"])
 
-    reader.now += dl.SETTLED_TTL + 1  # the cache expires: everything is read again
+    reader.now += cache.SETTLED_TTL + 1  # the cache expires: everything is read again
     reader.queries.clear()
     _, n3 = reader.read(table, start, now, now)
     assert n3 == 5
@@ -217,7 +222,7 @@ def test_dashboard_reader_caches_settled_partitions_and_rereads_only_recent_ones
 def test_dashboard_reader_sessions_whole_days_cached_once_no_duplicates():
     now = dt.datetime(2026, 1, 5, 10, 30, tzinfo=dt.UTC)
     days = [dt.date(2026, 1, 3), dt.date(2026, 1, 4), dt.date(2026, 1, 5)]
-    cols = dl.view_columns(tb.SESSIONS)
+    cols = view_columns(tb.SESSIONS)
     rows = []
     for i, day in enumerate(days):
         t = naive(dt.datetime.combine(day, dt.time(9), dt.UTC))
@@ -232,7 +237,17 @@ def test_dashboard_reader_sessions_whole_days_cached_once_no_duplicates():
     again, n2 = reader.read(tb.SESSIONS, start, now, now)
     assert sorted(again["session_id"]) == ["s0", "s1", "s2"]
     assert n2 == 0  # today's partition is cached for SESSIONS_TTL, the others until settled
-    reader.now += dl.SESSIONS_TTL + 1
+    reader.now += cache.SESSIONS_TTL + 1
     reader.queries.clear()
     third, n3 = reader.read(tb.SESSIONS, start, now, now)
     assert reader.queries == [(days[2],)] and sorted(third["session_id"]) == ["s0", "s1", "s2"]
+
+
+def test_dashboard_reader_snapshot_reads_only_the_asked_tables():
+    now = dt.datetime(2026, 1, 5, 10, 30, tzinfo=dt.UTC)
+    reader = ScriptedReader([])
+    snap = reader.snapshot("batch", "1 hour", {"data_quality", "sessions"}, now=now)
+    assert set(snap.frames) == {"data_quality", "sessions"}
+    assert set(reader.statements) == {"data_quality_batch", "sessions_batch"}
+    with pytest.raises(KeyError, match="time_agg.*not read"):
+        snap.frame("time_agg")
