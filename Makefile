@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 JARS   := .stack/jars/.resolved
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo stream batch dev-dashboard up down status logs clean test test-unit test-integration bench lint
+.PHONY: help setup images demo stream batch dev-dashboard up down status logs clean test test-unit test-integration bench lint
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -29,6 +29,11 @@ $(JARS): $(STAMP) $(wildcard services/stack/poms/*/pom.xml)
 	@touch $@
 
 setup: $(STAMP) $(JARS) ## Install everything once: venv, pinned packages, server jars, Java check
+
+# Without DOCKER_HOST a private dockerd runs for the build only (docker.io is installed if
+# missing, as root); each image is rebuilt only when one of its inputs changed.
+images: setup ## Build the Docker images (Kafka, Cassandra, Spark, app) for testcontainers and compose
+	$(CLI) images $(if $(ONLY),--only $(ONLY))
 
 # ---------------------------------------------------------------- the pipeline
 RATE ?= 500
@@ -86,7 +91,7 @@ test: setup $(CHROMIUM) ## Run all tests: unit, then integration against real Ka
 test-unit: setup ## Unit tests only (no servers)
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
-test-integration: setup $(CHROMIUM) ## Integration tests only (starts private servers on free ports)
+test-integration: setup $(CHROMIUM) ## Integration tests only (private servers on free ports; CLICKSTREAM_TEST_BACKEND=testcontainers for containers)
 	$(BIN)/pytest integration_tests $(PYTEST_ARGS)
 
 lint: setup ## ruff

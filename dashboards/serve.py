@@ -57,7 +57,9 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     if refresh <= 0:
         raise ClickstreamError(f"--refresh must be > 0 seconds, got {refresh}")
     require_free(port, "CLICKSTREAM_DASHBOARD_PORT", host)
-    origins = [f"{host}:{port}"] + ([f"localhost:{port}"] if host == "127.0.0.1" else [])
+    # 0.0.0.0 is for a container whose port is published on the host's loopback
+    loopback = host in ("127.0.0.1", "0.0.0.0")
+    origins = [f"{host}:{port}"] + ([f"127.0.0.1:{port}", f"localhost:{port}"] if loopback else [])
     echo(f"dashboard at http://{host}:{port}/ (Cassandra {settings.cassandra_host}:"
          f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
          f"refresh {refresh:g} s); Ctrl-C stops")

@@ -2,7 +2,7 @@
 
 `stack` gives an `Endpoints` whose `.settings` points at running servers with the topic,
 keyspace and tables created. The backend is chosen by CLICKSTREAM_TEST_BACKEND
-(auto | local | testcontainers; auto = testcontainers when a Docker engine answers).
+(auto | local | testcontainers; auto = testcontainers when DOCKER_HOST answers).
 
 Nothing outlives the run: every fixture that starts a server stops it in a finalizer, which
 pytest runs on success, failure, timeout and Ctrl-C -- and here on SIGTERM and SIGHUP too,
@@ -13,6 +13,7 @@ port of the run is left.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -23,12 +24,20 @@ from integration_tests.backends import (
     choose_backend,
     local_backend,
     local_settings,
+    remove_session_containers,
+    spark_containers,
     testcontainers_backend,
+    testcontainers_env,
 )
 from integration_tests.helpers import cmdline, kill_tree, processes_using
+from services.errors import ClickstreamError
+from services.stack import engine, images
 from services.stack.stack import LocalStack
 from shared import signals
 from shared.settings import Settings
+
+# The user's engine, read before the `docker_host` fixture may point DOCKER_HOST at ours.
+USER_DOCKER_HOST = os.environ.get("DOCKER_HOST")
 
 
 def pytest_configure(config):
@@ -103,20 +112,51 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    backend = choose_backend(Settings(_env_file=None).test_backend)
+def docker_host():
+    """A Docker engine with the project's images built: DOCKER_HOST's, or this checkout's
+    private dockerd (started now, stopped at the end). Every container the session
+    created is removed, whatever happened."""
+    base = Settings(_env_file=None)
+    reason = engine.available(base)
+    if reason:
+        pytest.skip(reason)
+    try:
+        with engine.docker_engine(base) as host, testcontainers_env(host):
+            try:
+                images.build_all(base, host, make_base=host == engine.private_host(base),
+                                 only=list(images.SERVER_IMAGES))
+                yield host
+            finally:
+                remove_session_containers(host)
+    except ClickstreamError as e:
+        # the full error (a failed build's last lines) once; each test then names it briefly
+        sys.__stderr__.write(f"\nerror: {e}\n")
+        pytest.fail(f"no Docker engine or images: {str(e).splitlines()[0]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack(request, tmp_path_factory):
+    base = Settings(_env_file=None)
+    backend = choose_backend(base.test_backend, USER_DOCKER_HOST)
     data_dir = tmp_path_factory.mktemp("stack")
+    if backend == "testcontainers" and engine.available(base):
+        print(f"\nno testcontainers: {engine.available(base)}; using the local stack")
+        backend = "local"
     if backend == "local":
         with local_backend(data_dir) as endpoints:
             yield endpoints
     else:
-        with testcontainers_backend(data_dir) as endpoints:
+        request.getfixturevalue("docker_host")
+        from testcontainers.core.network import Network
+
+        with Network() as network, testcontainers_backend(data_dir, network) as endpoints:
             yield endpoints
 
 
 @pytest.fixture(scope="session")
-def spark_cluster(stack, tmp_path_factory):
-    """A standalone Spark master + worker (always local processes: the pip install's own)."""
+def spark_cluster(request, stack, tmp_path_factory):
+    """A standalone Spark master + worker: local processes (the pip install's own), or
+    containers of the Spark image beside the testcontainers backend."""
     s = stack.settings
     cluster_settings = local_settings(tmp_path_factory.mktemp("spark"))
     settings = s.model_copy(update={
@@ -125,6 +165,11 @@ def spark_cluster(stack, tmp_path_factory):
         "spark_worker_webui_port": cluster_settings.spark_worker_webui_port,
         "data_dir": cluster_settings.data_dir,
     })
+    if stack.backend == "testcontainers":
+        request.getfixturevalue("docker_host")
+        with spark_containers(settings, tmp_path_factory.getbasetemp()):
+            yield settings
+        return
     spark = LocalStack(settings, ["spark"])
     spark.up(schema=False, die_with_parent=True)
     try:

@@ -27,3 +27,15 @@ def test_cli_subcommand_is_in_readme(name):
 def test_cli_unknown_option_is_a_clean_error():
     result = CliRunner().invoke(cli, ["up", "--bogus"])
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+def _make_targets() -> list[str]:
+    import re
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    return re.findall(r"^([a-z-]+):.*## ", makefile, re.M)
+
+
+@pytest.mark.parametrize("target", _make_targets())
+def test_make_target_is_in_readme(target):
+    assert f"| `make {target}" in README or (target == "help" and "`make help`" in README)

@@ -1,6 +1,7 @@
-"""docker-compose and the GitHub workflow, checked statically (no Docker engine here):
-against the vendored Compose-spec / GitHub-workflow JSON schemas, and for the properties
-we promise: pinned images, health-gated start order, loopback-only ports, real commands."""
+"""docker-compose and the GitHub workflow, checked statically: against the vendored
+Compose-spec / GitHub-workflow JSON schemas, and for the properties we promise: pinned
+images of our own, health-gated start order, loopback-only ports, real commands.
+(integration_tests/test_compose_demo.py runs the compose file for real.)"""
 
 from __future__ import annotations
 
@@ -54,8 +55,19 @@ def test_compose_images_are_pinned(compose):
 
 
 def test_compose_servers_have_protocol_healthchecks(compose):
-    assert "kafka-topics.sh" in " ".join(compose["services"]["kafka"]["healthcheck"]["test"])
-    assert "system.local" in " ".join(compose["services"]["cassandra"]["healthcheck"]["test"])
+    # probe.sh speaks each server's protocol (see docker/probe.sh), not a port-open check
+    assert compose["services"]["kafka"]["healthcheck"]["test"][1:3] == [
+        "/opt/clickstream/probe.sh", "kafka"]
+    assert compose["services"]["cassandra"]["healthcheck"]["test"][1:3] == [
+        "/opt/clickstream/probe.sh", "cql"]
+
+
+def test_compose_runs_the_project_images(compose):
+    from services.stack import images
+
+    refs = {i.ref for i in images.images()}
+    for name, svc in compose["services"].items():
+        assert svc["image"] in refs, f"{name} runs {svc['image']}, not one of our images"
 
 
 def test_compose_start_order_waits_for_health(compose):

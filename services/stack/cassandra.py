@@ -73,9 +73,13 @@ class Cassandra(Server):
             (s.cassandra_jmx_port, "CLICKSTREAM_CASSANDRA_JMX_PORT"),
         ]
 
-    def yaml(self) -> str:
+    def yaml(self, rpc_address: str | None = None) -> str:
+        """cassandra.yaml; `rpc_address` (e.g. 0.0.0.0 in a container) widens where CQL
+        binds, and the node then announces `cassandra_host` to clients."""
         s, h = self.settings, self.home
         auth = s.cassandra_password is not None
+        rpc = (f"rpc_address: {rpc_address}\nbroadcast_rpc_address: {s.cassandra_host}"
+               if rpc_address else f"rpc_address: {s.cassandra_host}")
         return f"""\
 cluster_name: clickstream
 num_tokens: 16
@@ -88,7 +92,7 @@ seed_provider:
       - seeds: "{s.cassandra_host}:{s.cassandra_storage_port}"
 endpoint_snitch: SimpleSnitch
 listen_address: {s.cassandra_host}
-rpc_address: {s.cassandra_host}
+{rpc}
 storage_port: {s.cassandra_storage_port}
 ssl_storage_port: {s.cassandra_ssl_storage_port}
 native_transport_port: {s.cassandra_port}
@@ -112,6 +116,15 @@ concurrent_writes: 8
         (self.home / "conf" / "logback.xml").write_text(LOGBACK)
 
     def command(self):
+        cmd = self.java_command()
+        # As root, JNA mlockall would pin the whole heap in RAM (~1.5 GiB RSS at 1g);
+        # dropping CAP_IPC_LOCK keeps an idle node near 0.5 GiB.
+        if os.geteuid() == 0 and _has_setpriv():
+            cmd = ["setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", *cmd]
+        return cmd, {}
+
+    def java_command(self) -> list[str]:
+        """The JVM command line alone (a container runs it as it is)."""
         s, h = self.settings, self.home
         heap = s.cassandra_heap
         jamm = next(self.jars.glob("jamm-*.jar"), None)
@@ -131,11 +144,7 @@ concurrent_writes: 8
             "-cp", f"{h / 'conf'}:{self.jars}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        # As root, JNA mlockall would pin the whole heap in RAM (~1.5 GiB RSS at 1g);
-        # dropping CAP_IPC_LOCK keeps an idle node near 0.5 GiB.
-        if os.geteuid() == 0 and _has_setpriv():
-            cmd = ["setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", *cmd]
-        return cmd, {}
+        return cmd
 
     def check(self) -> None:
         from services.stack.cql import connect

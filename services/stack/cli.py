@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 
 import click
 
 from services.errors import ClickstreamError
-from services.stack import jars
+from services.stack import engine, jars
 from services.stack.java import check_java
 from services.stack.stack import COMPONENTS, LocalStack, parse_only
 from shared.settings import get_settings
@@ -128,14 +129,16 @@ def schema() -> None:
 @click.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def clean(yes: bool) -> None:
-    """Stop the stack and delete its data, logs and checkpoints (jars are kept).
+    """Stop the stack and delete its data, logs and checkpoints (jars and the private
+    Docker engine's images are kept).
 
     Example:
 
         clickstream clean --yes
     """
     s = get_settings()
-    targets = [p for p in sorted(s.data_dir.glob("*")) if p != s.jars_dir]
+    keep = {s.jars_dir, engine.engine_dir(s)}
+    targets = [p for p in sorted(s.data_dir.glob("*")) if p not in keep]
     if not targets:
         click.echo(f"nothing to remove in {s.data_dir}")
         return
@@ -148,4 +151,64 @@ def clean(yes: bool) -> None:
     click.echo("removed")
 
 
-COMMANDS = [setup, up, down, status, logs, schema, clean]
+@click.command("images")
+@click.option("--only", help="Comma-separated subset of kafka,cassandra,spark,app (default: all).")
+def images_command(only: str | None) -> None:
+    """Build the images: Kafka, Cassandra, Spark (from the resolved jars) and the app.
+
+    Each is rebuilt only when one of its inputs changed. Without DOCKER_HOST a private
+    dockerd of this checkout runs for the build (installed from Debian's docker.io if
+    missing; the base image is made with debootstrap) and is stopped afterwards.
+
+    Example:
+
+        clickstream images --only kafka
+    """
+    from services.stack import images
+
+    s = get_settings()
+    names = [n.strip() for n in only.split(",")] if only else None
+    unknown = set(names or []) - {i.name for i in images.images()}
+    if unknown:
+        raise ClickstreamError(f"unknown image(s) {', '.join(sorted(unknown))}: "
+                               "choose from kafka, cassandra, spark, app")
+    with engine.docker_engine(s) as docker_host:
+        refs = images.build_all(s, docker_host, make_base=docker_host == engine.private_host(s),
+                                echo=click.echo, only=names)
+    click.echo("images ready: " + ", ".join(refs.values()))
+
+
+@click.command("docker", context_settings={"ignore_unknown_options": True,
+                                           "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def docker_command(command: tuple[str, ...]) -> None:
+    """Run COMMAND with DOCKER_HOST set: your engine (DOCKER_HOST), or this checkout's
+    private dockerd, started before COMMAND and stopped after it.
+
+    Ctrl-C goes to COMMAND (compose stops its containers), then the engine stops; a
+    SIGTERM sent to this command alone is passed on to COMMAND.
+
+    Example:
+
+        clickstream docker docker-compose -f compose/docker-compose.yml --profile demo up
+    """
+    import os
+    import subprocess
+
+    with engine.docker_engine(get_settings()) as docker_host:
+        proc = subprocess.Popen(list(command), env={**os.environ, "DOCKER_HOST": docker_host})
+        while True:
+            try:
+                rc = proc.wait()
+                break
+            except KeyboardInterrupt as e:
+                # Ctrl-C and a closing terminal reach COMMAND too (same process group);
+                # a `kill` reaches this process only: pass it on. Then let COMMAND finish
+                # its own shutdown.
+                if getattr(e, "signum", None) == signal.SIGTERM and proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                continue
+    sys.exit(128 - rc if rc < 0 else rc)  # killed by a signal: what a shell reports
+
+
+COMMANDS = [setup, up, down, status, logs, schema, clean, images_command, docker_command]

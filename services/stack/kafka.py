@@ -52,14 +52,17 @@ class Kafka(Server):
     def config_file(self):
         return self.home / "server.properties"
 
-    def properties(self) -> str:
+    def properties(self, bind_host: str | None = None) -> str:
+        """server.properties; `bind_host` (e.g. 0.0.0.0 in a container) only widens where
+        the client listener binds, the controller and the advertised address stay on host."""
         s = self.settings
         host, port, ctrl = s.kafka_host, s.kafka_port, s.kafka_controller_port
+        bind = bind_host or host
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers={host}:{ctrl}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
+            f"listeners=PLAINTEXT://{bind}:{port},CONTROLLER://{host}:{ctrl}",
             f"advertised.listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctrl}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
@@ -84,16 +87,17 @@ class Kafka(Server):
         (self.home / "log4j2.xml").write_text(LOG4J2)
         if (self.home / "data" / "meta.properties").exists():
             return  # formatted once; data survives down/up
-        cluster_id = self._cluster_id()
-        out = subprocess.run(
-            # `=`: an id may start with "-", which the tool would take for an option
-            [self.java, "-cp", f"{self.jars}/*", "kafka.tools.StorageTool", "format",
-             f"--cluster-id={cluster_id}", "-c", str(self.config_file), "--standalone",
-             "--ignore-formatted"],
-            capture_output=True, text=True, timeout=120,
-        )
+        out = subprocess.run(self.format_command(self._cluster_id()),
+                             capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
             raise ClickstreamError(f"kafka: formatting storage failed: {out.stderr.strip()[-500:]}")
+
+    def format_command(self, cluster_id: str) -> list[str]:
+        """Formats the KRaft storage once (`--ignore-formatted` makes it re-runnable)."""
+        # `=`: an id may start with "-", which the tool would take for an option
+        return [self.java, "-cp", f"{self.jars}/*", "kafka.tools.StorageTool", "format",
+                f"--cluster-id={cluster_id}", "-c", str(self.config_file), "--standalone",
+                "--ignore-formatted"]
 
     def _cluster_id(self) -> str:
         f = self.home / "cluster.id"
