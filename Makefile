@@ -94,8 +94,9 @@ test-unit: setup ## Unit tests only (no servers)
 test-integration: setup $(CHROMIUM) ## Integration tests only (private servers on free ports; CLICKSTREAM_TEST_BACKEND=testcontainers for containers)
 	$(BIN)/pytest integration_tests $(PYTEST_ARGS)
 
-lint: setup ## ruff
+lint: setup ## ruff, and the dependency rule (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 bench: up ## Starts the stack, runs the benchmarks; writes bench/results/<time>.json (BENCH=name to pick one, QUICK=1)
 	$(BIN)/python -m bench $(if $(BENCH),--only $(BENCH)) $(if $(QUICK),--quick)

@@ -89,7 +89,7 @@ def bokeh_render(spec, frame):
 def load(settings, days: int) -> tuple[int, float]:
     """`days` of demo traffic ending now into the _batch tables: (rows, seconds)."""
     from dashboards import demo
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     t0 = time.monotonic()
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -117,7 +117,7 @@ class Server:
         #: the refresh period of the next session made (the page-load sessions get a long
         #: one, so they do not refresh in the background while cycles are measured)
         self.refresh_seconds = refresh_seconds
-        from services.stack.ports import free_port
+        from shared.clients.ports import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"

@@ -97,8 +97,8 @@ def _events(n: int):
     """n encoded events from the simulator's CSV days, in delivery order."""
     import polars as pl
 
-    from shared.aggregates_truth import read_csv_days
     from shared.events import FIELDS, Kind, encode
+    from testing.truth import read_csv_days
 
     settings = get_settings()
     df = read_csv_days(csv_days(settings, n)).head(n)

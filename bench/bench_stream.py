@@ -110,7 +110,7 @@ class Poller(threading.Thread):
 
     def __init__(self, settings: Settings):
         super().__init__(daemon=True)
-        from services.stack.cql import connect
+        from shared.clients.cassandra import connect
 
         self.cluster, self.session = connect(settings, KEYSPACE)
         self.stmt = self.session.prepare(
@@ -183,7 +183,7 @@ def driver_rss_mb(proc: psutil.Process) -> float:
 
 def drop_keyspace(settings: Settings) -> None:
     """Drop the settings' keyspace: a bench run must not re-read an earlier run's rows."""
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     cluster, session = connect(settings)
     try:

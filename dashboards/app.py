@@ -354,7 +354,7 @@ def create_app(reader: Reader, refresh_seconds: float):
 
 def reader_for(settings) -> Reader:
     """A Reader over the settings' Cassandra (one per server process)."""
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     return Reader(connect=lambda: connect(settings, timeout=3),
                   keyspace=settings.cassandra_keyspace)

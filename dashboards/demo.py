@@ -2,7 +2,7 @@
 
 Used by `clickstream dashboard --seed-demo` (only when the tables are empty, and only on
 request), by the browser tests and by the bench. The rows come from
-`shared.aggregates_truth` (the processor's independent truth), not from this app, so the
+`testing.truth` (the processor's independent truth), not from this app, so the
 dashboard shows exactly what the pipeline would have written for these events.
 
     frames = demo_frames(seed=7, end=now, hours=6)
@@ -37,7 +37,7 @@ def demo_events(seed: int, start: dt.datetime, end: dt.datetime,
 
 def demo_frames(events: pl.DataFrame, run_id: str = "demo") -> dict[str, pl.DataFrame]:
     """Table name (base) -> rows for these events, plus one `ingest_quality` row."""
-    from shared.aggregates_truth import truth
+    from testing.truth import truth
 
     frames = truth(events)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -22,8 +22,8 @@ import pandas as pd
 
 from dashboards.cache import FrameCache, plan_reads
 from dashboards.ranges import RANGES, query_start, range_bounds, table_for, utc
-from services.errors import ClickstreamError
 from shared import tables as tb
+from shared.errors import ClickstreamError
 from shared.tables import Table
 
 log = logging.getLogger(__name__)

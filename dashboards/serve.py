@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from services.errors import ClickstreamError
 from shared import signals
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed: int = 7) -> int:
     """Load the demo data set if (and only if) the tables are empty; rows written."""
     from dashboards import demo
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     try:
         cluster, session = connect(settings, timeout=5)
@@ -49,7 +49,7 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     import panel as pn
 
     from dashboards import app
-    from services.stack.ports import require_free
+    from shared.clients.ports import require_free
 
     host = host or settings.dashboard_host
     port = port or settings.dashboard_port

@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.errors import ClickstreamError
 from services.stack import engine, images
 from services.stack.cassandra import Cassandra
 from services.stack.kafka import Kafka
-from services.stack.ports import free_port
 from services.stack.readiness import wait_until
 from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
 from services.stack.spark import SparkMaster, SparkWorker
 from services.stack.stack import LocalStack
+from shared.clients.ports import free_port
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,10 @@ from integration_tests.backends import (
     testcontainers_env,
 )
 from integration_tests.helpers import cmdline, kill_tree, processes_using
-from services.errors import ClickstreamError
 from services.stack import engine, images
 from services.stack.stack import LocalStack
 from shared import signals
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 # The user's engine, read before the `docker_host` fixture may point DOCKER_HOST at ours.

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from integration_tests.helpers import CLI, REPO, settings_env
-from services.stack.ports import free_port
+from shared.clients.ports import free_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

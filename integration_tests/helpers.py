@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from services.stack.ports import is_listening
+from shared.clients.ports import is_listening
 from shared.settings import Settings, settings_env
 
 CLI = [sys.executable, "-m", "services.cli"]

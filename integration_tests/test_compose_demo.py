@@ -14,9 +14,9 @@ import pytest
 
 from integration_tests.helpers import REPO
 from services.stack import engine, images
-from services.stack.cql import connect
-from services.stack.ports import free_port
 from services.stack.readiness import wait_until
+from shared.clients.cassandra import connect
+from shared.clients.ports import free_port
 from shared.settings import Settings
 
 COMPOSE_FILE = REPO / "compose" / "docker-compose.yml"

@@ -27,8 +27,8 @@ from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     served_dashboard,
     wait_kpis,
 )
-from services.stack.cql import connect
 from services.stack.schema import apply_cassandra_schema
+from shared.clients.cassandra import connect
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     served_dashboard,
     wait_kpis,
 )
-from services.stack.cql import connect
 from services.stack.stack import LocalStack
+from shared.clients.cassandra import connect
 
 CASSANDRA_RESTART_S = 240  # a cold JVM on a busy 2-core machine
 

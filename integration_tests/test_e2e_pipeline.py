@@ -18,11 +18,11 @@ from kafka import KafkaConsumer
 
 from dashboards.reader import Reader, view_columns
 from integration_tests.helpers import run_cli
-from services.stack.cql import connect
 from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
 from shared import tables as tb
-from shared.aggregates_truth import read_csv_days, truth
+from shared.clients.cassandra import connect
 from shared.events import InvalidEvent, decode, polars_schema
+from testing.truth import read_csv_days, truth
 
 START = "2026-01-05T18:00:00Z"  # an evening: busy enough, far from UTC midnight
 RANGE = (dt.datetime(2026, 1, 4, tzinfo=dt.UTC), dt.datetime(2026, 1, 8, tzinfo=dt.UTC))

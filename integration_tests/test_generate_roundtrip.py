@@ -7,9 +7,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from services.batch_generator.reader import read_events
 from shared.events import polars_schema
 from shared.settings import Settings
+from testing.csv_reader import read_events
 
 
 @pytest.mark.integration

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from integration_tests.backends import wait_container
-from services.errors import ClickstreamError
 from services.stack import images
+from shared.errors import ClickstreamError
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import psutil
 
 from integration_tests.helpers import kill_tree, listening, popen_cli, survivors
 from services.pipeline.run import events_in_topic
-from services.stack.ports import free_port
+from shared.clients.ports import free_port
 
 
 def test_pipeline_demo_runs_and_ctrl_c_stops_everything(private_settings):

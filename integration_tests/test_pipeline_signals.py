@@ -24,7 +24,7 @@ from integration_tests.helpers import (
     settings_env,
     survivors,
 )
-from services.stack.ports import free_port
+from shared.clients.ports import free_port
 
 READY = "Ctrl-C stops everything this run started"
 ORDERED_STOP = "stopped producer, processor, dashboard, cassandra, kafka"

@@ -16,8 +16,8 @@ import pytest
 
 from integration_tests.helpers import CLI, REPO, run_cli, settings_env
 from shared import tables as tb
-from shared.aggregates_truth import read_csv_days, truth
 from shared.events import FIELDS, Kind, encode
+from testing.truth import read_csv_days, truth
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ BAD = [b"{not json", b'{"event_id": "x1"}', b'{"schema_version": "one"}']
 # ------------------------------------------------------------------------------ helpers
 def read_table(settings, name: str) -> list[tuple]:
     """Every row of a table (test-size data), Python-typed and sorted."""
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     t = tb.table(name)
     cluster, session = connect(settings, settings.cassandra_keyspace)
@@ -185,7 +185,7 @@ def test_processor_stream_sigkill_then_restart_equals_polars_truth(stack, days, 
 
 # ------------------------------------------------------------------------------ cluster
 def truncate(settings, names) -> None:
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     cluster, session = connect(settings, settings.cassandra_keyspace)
     try:
@@ -214,8 +214,8 @@ def test_processor_stream_cassandra_outage_fails_loudly_then_resumes_exactly(
     restarted once Cassandra is back, it replays the uncommitted offsets and every
     streaming table ends exact. Private servers: stopping the shared Cassandra would break
     the other tests."""
-    from services.processor.testing import generate, polars_events
     from services.stack.stack import LocalStack
+    from testing.spark import generate, polars_events
 
     s = private_settings
     stack = LocalStack(s, ["kafka", "cassandra"])

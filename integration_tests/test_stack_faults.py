@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from integration_tests.helpers import java_processes_using, popen_cli, run_cli
-from services.stack.ports import is_listening
 from services.stack.stack import LocalStack
+from shared.clients.ports import is_listening
 
 
 def _all_ports(settings) -> list[int]:

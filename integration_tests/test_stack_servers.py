@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from services.processor.session import build_session
-from services.stack.cql import connect
+from shared.clients.cassandra import connect
 
 
 def test_kafka_round_trip_with_kafka_python(stack):

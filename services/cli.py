@@ -16,8 +16,8 @@ import sys
 
 import click
 
-from services.errors import ClickstreamError
 from shared import signals
+from shared.errors import ClickstreamError
 
 # One line per service that contributes subcommands.
 COMMAND_MODULES = (

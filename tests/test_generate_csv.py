@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from services.batch_generator.csv_days import run_generate
-from services.batch_generator.reader import read_events
 from services.cli import cli
-from services.errors import ClickstreamError
 from services.simulator.model import Noise, SimConfig, Simulator
+from shared.errors import ClickstreamError
 from shared.events import CSV_HEADER, polars_schema
+from testing.csv_reader import read_events
 
 START = 1767571200000  # 2026-01-05
 

@@ -6,8 +6,8 @@ from test_truth_handmade import EVENTS, EXPECTED, normalise
 
 from services.processor import aggregates
 from services.processor.batch import batch_tables, distinct_events
-from services.processor.testing import local_session, spark_events
 from shared import tables as tb
+from testing.spark import local_session, spark_events
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ import pytest
 from test_truth_handmade import normalise
 
 from services.processor.batch import batch_tables
-from services.processor.testing import generate, local_session, polars_events, spark_events
 from shared import tables as tb
-from shared.aggregates_truth import truth
+from testing.spark import generate, local_session, polars_events, spark_events
+from testing.truth import truth
 
 
 @pytest.fixture(scope="module")

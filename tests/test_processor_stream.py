@@ -8,7 +8,8 @@ import pytest
 from test_truth_handmade import normalise
 
 from services.processor import stream
-from services.processor.testing import (
+from shared import tables as tb
+from testing.spark import (
     RECORD_SCHEMA,
     MemorySink,
     generate,
@@ -17,8 +18,7 @@ from services.processor.testing import (
     polars_events,
     write_record_files,
 )
-from shared import tables as tb
-from shared.aggregates_truth import truth
+from testing.truth import truth
 
 WATERMARK = 600
 BAD = ["{not json", '{"event_id": "x"}', "[1, 2]"]

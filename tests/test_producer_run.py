@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from services.cli import cli
-from services.errors import ClickstreamError
 from services.producer import kafka_sink
 from services.producer.kafka_sink import Counts
 from services.producer.run import batches, density, run_produce
 from services.simulator.model import SimConfig
+from shared.errors import ClickstreamError
 from shared.events import decode
 from shared.settings import Settings
 

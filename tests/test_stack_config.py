@@ -6,11 +6,11 @@ import socket
 
 import pytest
 
-from services.errors import ClickstreamError
-from services.stack import ports
 from services.stack.cassandra import Cassandra
 from services.stack.kafka import Kafka
 from services.stack.stack import parse_only
+from shared.clients import ports
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 
@@ -63,7 +63,7 @@ def test_stack_busy_port_error_names_port_setting_and_holder():
 
 def test_free_port_never_hands_out_the_same_port_twice():
     # ports handed out but not yet bound are still free: a repeat would be a clash later
-    from services.stack.ports import free_port
+    from shared.clients.ports import free_port
 
     ports = [free_port() for _ in range(300)]
     assert len(set(ports)) == len(ports)

@@ -11,9 +11,9 @@ import datetime as dt
 
 import polars as pl
 
-from services.processor.testing import make_event as ev
 from shared import tables as tb
-from shared.aggregates_truth import truth
+from testing.spark import make_event as ev
+from testing.truth import truth
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 S1 = dict(user_id="u1", device_type="desktop", utm_campaign="spring", utm_source="google")
@@ -154,7 +154,7 @@ def test_truth_handmade_covers_every_analytics_table():
 
 
 def test_truth_handmade_every_table_equals_hand_written_rows():
-    from services.processor.testing import polars_events
+    from testing.spark import polars_events
 
     frames = truth(polars_events(EVENTS))
     for name, rows in EXPECTED.items():
@@ -166,14 +166,14 @@ def test_truth_handmade_every_table_equals_hand_written_rows():
 def test_truth_read_csv_days_roundtrip(tmp_path):
     import csv
 
-    from services.processor.testing import csv_line_values, polars_events
     from shared.events import FIELD_NAMES
+    from testing.spark import csv_line_values, polars_events
     with open(tmp_path / "2026-01-01.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(FIELD_NAMES)
         for e in EVENTS:
             w.writerow(csv_line_values(e))
-    from shared.aggregates_truth import read_csv_days
+    from testing.truth import read_csv_days
 
     df = read_csv_days(tmp_path)
     assert df.equals(polars_events(EVENTS))

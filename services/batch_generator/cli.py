@@ -7,13 +7,8 @@ from pathlib import Path
 import click
 
 from services.batch_generator.csv_days import run_generate
-from services.simulator.options import (
-    DEFAULT_START,
-    Command,
-    make_config,
-    model_options,
-    parse_time,
-)
+from services.simulator.options import make_config, model_options
+from shared.cli import DEFAULT_START, Command, parse_time
 
 
 @click.command(cls=Command)
@@ -34,7 +29,7 @@ def generate(days, out_dir, events_per_day, seed, start, workers, quiet, model):
     """Write simulated events as one CSV per UTC day (events-YYYY-MM-DD.csv).
 
     Each file holds exactly the events of its date, in event-time order, with the shared
-    schema's header; read them back with services.batch_generator.reader.read_events.
+    schema's header; read them back with testing.csv_reader.read_events.
     Malformed-payload noise is not written (a typed CSV cannot hold it).
 
     Example:

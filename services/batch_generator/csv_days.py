@@ -21,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.errors import ClickstreamError
 from services.simulator.model import (
     BLOCK_MS,
     MAX_SESSION_MS,
@@ -30,6 +29,7 @@ from services.simulator.model import (
     SimConfig,
     Simulator,
 )
+from shared.errors import ClickstreamError
 from shared.events import CSV_HEADER, CSV_TIMESTAMP_FORMAT, FIELDS, SCHEMA_VERSION, Kind
 
 DAY_MS = 86_400_000

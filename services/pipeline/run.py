@@ -19,10 +19,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.errors import ClickstreamError
 from services.stack.readiness import tail, wait_until
 from services.stack.stack import LocalStack
 from shared import signals
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 

@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.errors import ClickstreamError
 from services.processor.aggregates import AGGREGATED_COLUMNS
 from shared import tables as tb
+from shared.errors import ClickstreamError
 from shared.events import ACTIONS, FIELD_NAMES, PAGES, SPARK_TIMESTAMP_FORMAT, spark_schema
 from shared.settings import Settings
 

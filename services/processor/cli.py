@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from services.errors import ClickstreamError
 from shared import signals
+from shared.errors import ClickstreamError
 from shared.settings import get_settings
 
 

@@ -9,13 +9,9 @@ never from `spark.jars.packages` at run time.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-from services.errors import ClickstreamError
 from shared.settings import Settings
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "stack" / "conf"
+from shared.spark_env import prepare_spark_env, spark_jars
 
 #: SQL settings of every session the job runs in (and the tests' session).
 #: Constraint propagation infers, for every projection, the constraints of every alias in
@@ -23,34 +19,6 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "stack" / "conf"
 #: planning of EVERY micro-batch with data (52 of 59 stack samples of a tiny batch's
 #: planning were in `getAllValidConstraints`), for filters the job does not need.
 SQL_CONF = {"spark.sql.constraintPropagation.enabled": "false"}
-
-
-def spark_jars(settings: Settings) -> list[Path]:
-    jars = sorted((settings.jars_dir / "spark").glob("*.jar"))
-    if not jars:
-        raise ClickstreamError(
-            f"no Spark connector jars in {settings.jars_dir / 'spark'}: run `make setup`"
-        )
-    return jars
-
-
-def prepare_spark_env(settings: Settings) -> dict[str, str]:
-    """Environment for any Spark JVM we launch (driver, master, worker)."""
-    scratch = settings.data_dir / "spark" / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    conf_dir = settings.data_dir / "spark" / "conf"
-    conf_dir.mkdir(parents=True, exist_ok=True)
-    (conf_dir / "log4j2.properties").write_text((CONF_DIR / "spark-log4j2.properties").read_text())
-    env = {
-        "SPARK_LOCAL_IP": "127.0.0.1",  # else Spark binds the machine's external address
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "SPARK_LOCAL_DIRS": str(scratch),
-        "SPARK_CONF_DIR": str(conf_dir),
-    }
-    if settings.java_home:
-        env["JAVA_HOME"] = str(settings.java_home)
-    return env
 
 
 def build_session(settings: Settings, app_name: str = "clickstream", master: str | None = None):

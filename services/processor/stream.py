@@ -421,7 +421,7 @@ class QualityListener:
 
 
 def cassandra_quality_writer(settings: Settings):
-    from services.stack.cql import connect
+    from shared.clients.cassandra import connect
 
     cluster, session = connect(settings, settings.cassandra_keyspace)
     cols = tb.INGEST_QUALITY.column_names
@@ -472,8 +472,8 @@ def run_stream(settings: Settings, master: str | None = None,
                available_now: bool = False, timeout: float | None = None) -> Router:
     """Run the streaming job until it is stopped (Ctrl-C), fails, or -- with
     `available_now` -- has processed everything in the topic. Returns the router (counts)."""
-    from services.errors import ClickstreamError
     from services.processor.session import build_session
+    from shared.errors import ClickstreamError
 
     trigger_seconds = trigger_seconds or settings.processor_trigger_seconds
     watermark_seconds = (settings.processor_watermark_seconds if watermark_seconds is None

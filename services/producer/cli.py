@@ -7,9 +7,10 @@ import time
 
 import click
 
-from services.errors import ClickstreamError
 from services.producer.run import density, run_produce
-from services.simulator.options import Command, make_config, model_options, parse_time
+from services.simulator.options import make_config, model_options
+from shared.cli import Command, parse_time
+from shared.errors import ClickstreamError
 from shared.settings import get_settings
 
 

@@ -17,7 +17,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import murmur2
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from services.errors import ClickstreamError
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

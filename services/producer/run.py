@@ -23,11 +23,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from services.errors import ClickstreamError
 from services.producer.kafka_sink import Counts, KafkaSink
 from services.simulator.model import MALFORMED, SimConfig, Simulator
 from services.simulator.wire import RowEncoder
 from shared import signals
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 BATCH = 2_000  # events per feeder message and per pacing step

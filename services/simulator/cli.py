@@ -7,15 +7,10 @@ from pathlib import Path
 
 import click
 
-from services.errors import ClickstreamError
-from services.simulator.options import (
-    DEFAULT_START,
-    Command,
-    make_config,
-    model_options,
-    parse_time,
-)
+from services.simulator.options import make_config, model_options
 from services.simulator.run import run_profile, run_simulate
+from shared.cli import DEFAULT_START, Command, parse_time
+from shared.errors import ClickstreamError
 
 
 @click.command(cls=Command)

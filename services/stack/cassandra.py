@@ -147,8 +147,8 @@ concurrent_writes: 8
         return cmd
 
     def check(self) -> None:
-        from services.stack.cql import connect
-        from services.stack.ports import is_listening
+        from shared.clients.cassandra import connect
+        from shared.clients.ports import is_listening
 
         if not is_listening(self.settings.cassandra_port, self.settings.cassandra_host):
             raise ConnectionRefusedError(f"nothing listens on {self.endpoint} yet")

@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from services.errors import ClickstreamError
 from services.stack import engine, jars
 from services.stack.java import check_java
 from services.stack.stack import COMPONENTS, LocalStack, parse_only
+from shared.errors import ClickstreamError
 from shared.settings import get_settings
 
 ONLY_HELP = f"Comma-separated subset of {','.join(COMPONENTS)} (default: kafka,cassandra)."

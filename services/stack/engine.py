@@ -28,8 +28,8 @@ from pathlib import Path
 
 import psutil
 
-from services.errors import ClickstreamError
 from services.stack.readiness import tail, wait_until
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

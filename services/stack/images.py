@@ -28,16 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.errors import ClickstreamError
 from services.stack.cassandra import LOGBACK, Cassandra
 from services.stack.engine import ensure_packages
 from services.stack.kafka import LOG4J2, Kafka
+from shared.errors import ClickstreamError
 from shared.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
 DOCKER_DIR = REPO_ROOT / "docker"
-SPARK_LOG4J2 = REPO_ROOT / "services" / "stack" / "conf" / "spark-log4j2.properties"
+SPARK_LOG4J2 = REPO_ROOT / "shared" / "conf" / "spark-log4j2.properties"
 BASE_IMAGE = "debian:bookworm-slim"
 INPUTS_LABEL = "clickstream.inputs"
 # Where things live inside the images (the local stack's layout, rooted elsewhere).

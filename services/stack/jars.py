@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from services.errors import ClickstreamError
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from services.errors import ClickstreamError
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 # Cassandra 5.0 runs on Java 11 or 17 only (not 21+: SecurityManager is gone).

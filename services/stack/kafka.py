@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-from services.errors import ClickstreamError
 from services.stack.server import Server
+from shared.errors import ClickstreamError
 
 LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
@@ -121,7 +121,7 @@ class Kafka(Server):
     def check(self) -> None:
         from kafka import KafkaAdminClient
 
-        from services.stack.ports import is_listening
+        from shared.clients.ports import is_listening
 
         # kafka-python logs every refused connection loudly: only ask once the port accepts
         if not is_listening(self.settings.kafka_port, self.settings.kafka_host):

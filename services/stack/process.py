@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from services.errors import ClickstreamError
 from shared import signals
+from shared.errors import ClickstreamError
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.errors import ClickstreamError
 from shared import signals
+from shared.errors import ClickstreamError
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from services.stack.cql import connect
 from services.stack.kafka import ensure_topic
+from shared.clients.cassandra import connect
 from shared.settings import Settings
 from shared.tables import TABLES
 

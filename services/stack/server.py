@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.errors import ClickstreamError
-from services.stack import ports
 from services.stack.process import Pidfile, spawn, terminate, wait_gone
 from services.stack.readiness import tail, wait_until
+from shared.clients import ports
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import json
 import urllib.request
 from pathlib import Path
 
-from services.processor.session import prepare_spark_env
 from services.stack.server import Server
+from shared.spark_env import prepare_spark_env
 
 
 def spark_home() -> Path:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Iterable
 
-from services.errors import ClickstreamError
 from services.stack.cassandra import Cassandra
 from services.stack.java import check_java
 from services.stack.kafka import Kafka
@@ -21,6 +20,7 @@ from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
 from services.stack.server import Server, Status
 from services.stack.spark import SparkMaster, SparkWorker
 from shared import signals
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from services.errors import ClickstreamError
+from shared.errors import ClickstreamError
 from shared.events import (
     ACTIONS,
     CSV_HEADER,

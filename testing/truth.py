@@ -7,7 +7,7 @@ Cassandra with these frames, row for row, exactly.
 Input: all received events (duplicates included), columns of `shared.events.polars_schema()`.
 Output: table name -> DataFrame with exactly the table's columns, sorted by its primary key.
 
-    from shared.aggregates_truth import read_csv_days, truth
+    from testing.truth import read_csv_days, truth
     frames = truth(read_csv_days("data/days"))
 """
 

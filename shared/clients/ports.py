@@ -6,7 +6,7 @@ import socket
 
 import psutil
 
-from services.errors import ClickstreamError
+from shared.errors import ClickstreamError
 
 
 def is_free(port: int, host: str = "127.0.0.1") -> bool:
