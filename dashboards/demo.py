@@ -76,7 +76,7 @@ def write_frames(session, keyspace: str, frames: dict[str, pl.DataFrame],
             cols = table.column_names
             data = df.select(cols)
             if name.endswith(":batch"):  # the batch job's ingest_quality rows: run_id batch-...
-                data = data.with_columns(("batch-" + pl.col("run_id")).alias("run_id"))
+                data = data.with_columns((tb.BATCH_RUN_PREFIX + pl.col("run_id")).alias("run_id"))
             insert = session.prepare(
                 f"INSERT INTO {keyspace}.{table.name} ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)})")

@@ -48,11 +48,8 @@ def view_columns(table: Table) -> tuple[str, ...]:
     return table.column_names
 
 
-_DTYPES = {"bigint": "int64", "int": "int64", "timestamp": "datetime64[ns]", "boolean": "bool"}
-
-
 def empty_frame(table: Table) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(table.cql_type(c), "object"))
+    return pd.DataFrame({c: pd.Series(dtype=table.column(c).pandas_dtype)
                          for c in view_columns(table)})
 
 
@@ -266,7 +263,7 @@ class Reader:
         for base in sorted(set(tables)):
             if base == QUALITY:
                 quality, n = self.read(tb.INGEST_QUALITY, start, end, now)
-                is_batch = quality["run_id"].astype(str).str.startswith("batch-")
+                is_batch = quality["run_id"].astype(str).str.startswith(tb.BATCH_RUN_PREFIX)
                 frames[base] = quality[is_batch if mode == "batch" else ~is_batch] \
                     .reset_index(drop=True)
             else:

@@ -11,8 +11,9 @@ import pandas as pd
 
 from dashboards.ranges import time_bucket
 from dashboards.reader import Snapshot
+from shared.tables import NONE_KEY
 
-NO_CAMPAIGN = "(none)"  # the processor's key for traffic without a campaign
+NO_CAMPAIGN = NONE_KEY  # the processor's key for traffic without a campaign
 
 #: the tables the KPIs and the session numbers read (always, whatever tab is open)
 KPI_TABLES = ("data_quality", "sessions", "revenue_hourly", "ingest_quality")

@@ -23,12 +23,37 @@ from dataclasses import dataclass, field, replace
 
 DAY = "day"
 WINDOW_START = "window_start"
+#: the stored value of a key that the event did not have (Cassandra keys cannot be null)
+NONE_KEY = "(none)"
+#: `ingest_quality.run_id` of a batch run starts with it (a stream run's is Spark's run id)
+BATCH_RUN_PREFIX = "batch-"
+
+
+#: every CQL type the tables use -> (its Spark SQL type, its pandas dtype): the one map
+#: the job (casts, schemas) and the dashboard (empty frames) read
+ENGINE_TYPES: dict[str, tuple[str, str]] = {
+    "bigint": ("bigint", "int64"), "int": ("int", "int64"), "text": ("string", "object"),
+    "boolean": ("boolean", "bool"), "timestamp": ("timestamp", "datetime64[ns]"),
+    "date": ("date", "object"),
+}
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
     cql_type: str
+
+    def __post_init__(self):
+        if self.cql_type not in ENGINE_TYPES:
+            raise ValueError(f"{self.name}: CQL type {self.cql_type!r} has no engine types")
+
+    @property
+    def spark_type(self) -> str:
+        return ENGINE_TYPES[self.cql_type][0]
+
+    @property
+    def pandas_dtype(self) -> str:
+        return ENGINE_TYPES[self.cql_type][1]
 
 
 @dataclass(frozen=True)
@@ -67,11 +92,18 @@ class Table:
     def primary_key(self) -> tuple[str, ...]:
         return (*self.partition_key, *(c for c, _ in self.clustering))
 
-    def cql_type(self, column: str) -> str:
+    def column(self, name: str) -> Column:
         for c in self.columns:
-            if c.name == column:
-                return c.cql_type
-        raise KeyError(f"{self.name} has no column {column!r}")
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r}")
+
+    def cql_type(self, column: str) -> str:
+        return self.column(column).cql_type
+
+    def spark_schema(self) -> str:
+        """The table's rows as a Spark DDL schema string."""
+        return ", ".join(f"{c.name} {c.spark_type}" for c in self.columns)
 
     def select_range(self, keyspace: str, columns: tuple[str, ...] | None = None) -> str:
         """The parameterised range SELECT for ONE day partition.

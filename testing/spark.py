@@ -240,10 +240,7 @@ class MemorySink:
     def sessions_reader(self, spark, name: str = "sessions"):
         from shared import tables as tb
 
-        t = tb.table(name)
-        ddl = {"bigint": "bigint", "int": "int", "text": "string", "boolean": "boolean",
-               "timestamp": "timestamp", "date": "date"}
-        schema = ", ".join(f"{c.name} {ddl[c.cql_type]}" for c in t.columns)
+        schema = tb.table(name).spark_schema()
 
         def read(days):
             rows = [r for r in self.rows(name) if r[0] in set(days)]

@@ -20,7 +20,7 @@ import polars as pl
 from shared import tables as tb
 from shared.events import CSV_TIMESTAMP_FORMAT, FIELDS, Kind, polars_schema
 
-NONE = "(none)"
+NONE = tb.NONE_KEY
 
 
 def read_csv_days(path: str | Path) -> pl.DataFrame:

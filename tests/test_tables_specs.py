@@ -94,3 +94,12 @@ def test_tables_range_params_one_per_day():
 def test_tables_unknown_name_says_which_exist():
     with pytest.raises(KeyError, match="time_agg"):
         T.table("nope")
+
+
+def test_tables_engine_types_are_declared_once_on_the_column():
+    """Every CQL type maps to one Spark and one pandas type; an unknown one is refused."""
+    assert T.SESSIONS.column("start_ts").spark_type == "timestamp"
+    assert T.SESSIONS.column("events").pandas_dtype == "int64"
+    assert T.INGEST_QUALITY.spark_schema().startswith("day date, ")
+    with pytest.raises(ValueError, match="varint"):
+        T.Column("x", "varint")

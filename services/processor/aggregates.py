@@ -52,7 +52,7 @@ SLOTS: dict[str, tuple[int, T.DataType, Callable[[str], Column]]] = {
     BITS: (1, T.LongType(), F.bit_or),
 }
 N_KEYS = 5
-NONE = "(none)"  # stands in for a missing key value (Cassandra keys cannot be null)
+NONE = tb.NONE_KEY
 
 # bits of the sessions' bit-or: pages visited (0..6) and funnel stages reached (8..11)
 PAGE_BIT = {p: 1 << i for i, p in enumerate(PAGES)}
@@ -410,12 +410,8 @@ def from_sessions(sessions: DataFrame, name: str) -> DataFrame:
     return df.select(*(_typed(tb.table(name), col) for col in tb.table(name).column_names))
 
 
-_CQL_TO_SPARK = {"bigint": "long", "int": "int", "text": "string", "boolean": "boolean",
-                 "timestamp": "timestamp", "date": "date"}
-
-
 def _typed(table: tb.Table, col: str) -> Column:
-    return F.col(col).cast(_CQL_TO_SPARK[table.cql_type(col)]).alias(col)
+    return F.col(col).cast(table.column(col).spark_type).alias(col)
 
 
 def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lambda df: df

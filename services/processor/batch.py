@@ -230,14 +230,10 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
 
 def _write_ingest_quality(spark, settings: Settings, input_rows: int, duplicates: int) -> None:
     now = dt.datetime.now(dt.UTC)
-    row = [(now.date(), f"batch-{uuid.uuid4()}", 0, now, input_rows, 0, 0, duplicates)]
-    df = spark.createDataFrame(row, schema=", ".join(
-        f"{c.name} {_SPARK_DDL[c.cql_type]}" for c in tb.INGEST_QUALITY.columns))
+    run_id = f"{tb.BATCH_RUN_PREFIX}{uuid.uuid4()}"
+    row = [(now.date(), run_id, 0, now, input_rows, 0, 0, duplicates)]
+    df = spark.createDataFrame(row, schema=tb.INGEST_QUALITY.spark_schema())
     write_table(df, settings.cassandra_keyspace, tb.INGEST_QUALITY.name)
-
-
-_SPARK_DDL = {"bigint": "bigint", "int": "int", "text": "string", "boolean": "boolean",
-              "timestamp": "timestamp", "date": "date"}
 
 
 def _first_line(e: Exception) -> str:
