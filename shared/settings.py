@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     spark_worker_memory: str = "1g"
     spark_shuffle_partitions: int = Field(4, ge=1)
     spark_driver_memory: str = "1g"
+    spark_driver_host: str | None = Field(
+        None, description="the address the job's executors reach its driver at (it binds "
+                          "there too); default: 127.0.0.1 for a local master, else this "
+                          "machine's address on the route to the master")
 
     # ---- dashboard
     dashboard_host: str = "127.0.0.1"

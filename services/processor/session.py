@@ -9,7 +9,9 @@ never from `spark.jars.packages` at run time.
 from __future__ import annotations
 
 import os
+import socket
 
+from shared.errors import ClickstreamError
 from shared.settings import Settings
 from shared.spark_env import prepare_spark_env, spark_jars
 
@@ -21,12 +23,40 @@ from shared.spark_env import prepare_spark_env, spark_jars
 SQL_CONF = {"spark.sql.constraintPropagation.enabled": "false"}
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def driver_host(master: str, configured: str | None = None) -> str:
+    """The address executors reach the driver at. Loopback for `local[...]` and a master
+    on this machine (nothing listens beyond it); for a remote master, this machine's
+    address on the route to it, so that its workers' executors can connect back."""
+    if configured:
+        return configured
+    if not master.startswith("spark://"):
+        return "127.0.0.1"
+    first = master.removeprefix("spark://").split(",")[0]
+    host, _, port = first.rpartition(":") if ":" in first else (first, "", "7077")
+    if host in LOOPBACK:
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # sends nothing
+            s.connect((host, int(port or 7077)))
+            return s.getsockname()[0]
+    except OSError as e:
+        raise ClickstreamError(
+            f"no route to the Spark master {host} ({e.strerror}): set "
+            f"CLICKSTREAM_SPARK_DRIVER_HOST to this machine's address its workers can reach"
+        ) from None
+
+
 def build_session(settings: Settings, app_name: str = "clickstream", master: str | None = None):
     """A SparkSession configured for this project. Call `.stop()` when done."""
+    master = master or settings.spark_master
+    driver = driver_host(master, settings.spark_driver_host)
     os.environ.update(prepare_spark_env(settings))
+    os.environ["SPARK_LOCAL_IP"] = driver
     from pyspark.sql import SparkSession
 
-    master = master or settings.spark_master
     warehouse = settings.data_dir / "spark" / "warehouse"
     host = settings.cassandra_contact_points
     builder = (
@@ -34,8 +64,8 @@ def build_session(settings: Settings, app_name: str = "clickstream", master: str
         .master(master)
         .config("spark.jars", ",".join(str(j) for j in spark_jars(settings)))
         .config("spark.driver.memory", settings.spark_driver_memory)
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", driver)
+        .config("spark.driver.host", driver)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
