@@ -57,9 +57,12 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     if refresh <= 0:
         raise ClickstreamError(f"--refresh must be > 0 seconds, got {refresh}")
     require_free(port, "CLICKSTREAM_DASHBOARD_PORT", host)
-    # 0.0.0.0 is for a container whose port is published on the host's loopback
-    loopback = host in ("127.0.0.1", "0.0.0.0")
-    origins = [f"{host}:{port}"] + ([f"127.0.0.1:{port}", f"localhost:{port}"] if loopback else [])
+    # Which page origins the websocket accepts. Served on loopback, or on every interface
+    # (only when configured: the app container, whose port compose publishes on the host's
+    # 127.0.0.1), the page is opened as 127.0.0.1 or localhost too.
+    opened_on_loopback = host in ("127.0.0.1", "0.0.0.0")
+    origins = [f"{host}:{port}"] + (
+        [f"127.0.0.1:{port}", f"localhost:{port}"] if opened_on_loopback else [])
     echo(f"dashboard at http://{host}:{port}/ (Cassandra {settings.cassandra_host}:"
          f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
          f"refresh {refresh:g} s); Ctrl-C stops")

@@ -40,7 +40,7 @@ from shared.events import PAGES
 # fixed-width as a code-generated HashAggregate. One string slot (a `max` of a string, or a
 # `collect_set`) turns the one groupBy, for every aggregate, into an interpreted
 # Object/SortAggregate: 300k events then cost 35 instead of 19 JVM CPU-seconds, and the
-# query plans in 3.1 s instead of 0.8 s (/tmp/exp/decomp.py, see README "Benchmarks").
+# query plans in 3.1 s instead of 0.8 s (`python -m bench.bench_stream_steps`, README "Benchmarks").
 # Strings are therefore grouping KEYS: a dead letter's payload, reason and topic (one
 # record per key), and the sessions' attributes, through `session_attrs` below.
 SUM, MIN_TS, MAX_TS, BITS = "sum", "min_ts", "max_ts", "bits"

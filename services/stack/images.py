@@ -100,12 +100,20 @@ def _args_file(path: Path, args: list[str], ctx: Path) -> None:
     path.write_text("".join(a.replace(jars, str(IMAGE_JARS)) + "\n" for a in args))
 
 
+#: where a server listens INSIDE its container. Not a default bind for this machine: Docker
+#: forwards a published port to the container's own interface, never to its loopback, so
+#: 127.0.0.1 there would be unreachable. What reaches the host is the publication, and
+#: every one binds the host's 127.0.0.1 (compose/docker-compose.yml,
+#: integration_tests/backends.py `_publish_on_loopback`). The local stack keeps 127.0.0.1.
+CONTAINER_BIND = "0.0.0.0"
+
+
 def render_kafka(settings: Settings, ctx: Path) -> None:
     _common("kafka", ctx)
     _server_jars(settings, "kafka", ctx)
     kafka = Kafka(_image_settings(settings, ctx), java="java")
     (ctx / "conf").mkdir()
-    (ctx / "conf" / "server.properties").write_text(kafka.properties(bind_host="0.0.0.0"))
+    (ctx / "conf" / "server.properties").write_text(kafka.properties(bind_host=CONTAINER_BIND))
     (ctx / "conf" / "log4j2.xml").write_text(LOG4J2)
     _args_file(ctx / "format.args", kafka.format_command("CLUSTER_ID"), ctx)
     _args_file(ctx / "command.args", kafka.command()[0], ctx)
@@ -116,7 +124,7 @@ def render_cassandra(settings: Settings, ctx: Path) -> None:
     _server_jars(settings, "cassandra", ctx)
     node = Cassandra(_image_settings(settings, ctx), java="java")
     (ctx / "conf").mkdir()
-    (ctx / "conf" / "cassandra.yaml").write_text(node.yaml(rpc_address="0.0.0.0"))
+    (ctx / "conf" / "cassandra.yaml").write_text(node.yaml(rpc_address=CONTAINER_BIND))
     (ctx / "conf" / "logback.xml").write_text(LOGBACK)
     _args_file(ctx / "command.args", node.java_command(), ctx)
 
