@@ -76,6 +76,9 @@ FIELDS: tuple[Field, ...] = (
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+# Position of each field in an event tuple (FIELD_NAMES order), for code that holds events
+# as tuples rather than dicts: `row[FIELD_INDEX["sent_at"]]`, never a hand-written 3.
+FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELD_NAMES)}
 
 PAGES: tuple[str, ...] = (
     "homepage",

@@ -5,6 +5,7 @@
 does the same from the simulator's tuples: one generated dict literal per event and a
 cache of the `YYYY-MM-DDTHH:MM:SS` prefix per second (events arrive nearly in time order,
 so almost every timestamp hits the cache). A unit test checks equality with `encode`.
+Malformed payloads are rendered from the same wire form (`malformed.payload`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 
 import orjson
 
-from services.simulator.model import MALFORMED, malformed_payload
-from shared.events import FIELD_NAMES
+from services.simulator import malformed
+from services.simulator.malformed import MALFORMED
+from shared.events import FIELDS, Kind
 
 
 class TimestampFormatter:
@@ -36,17 +38,18 @@ class TimestampFormatter:
         return f"{prefix}.{frac:03d}Z"
 
 
-def _compile_encoder(fmt: TimestampFormatter):
-    names = ", ".join(f"a{i}" for i in range(len(FIELD_NAMES)))
+def _compile_wire(fmt: TimestampFormatter, dumps=None):
+    """row -> its JSON-ready dict (timestamps as ISO strings), or with `dumps`, -> the
+    bytes: one generated dict literal either way."""
+    names = ", ".join(f"a{i}" for i in range(len(FIELDS)))
     items = []
-    for i, n in enumerate(FIELD_NAMES):
-        value = f"fmt(a{i})" if n in ("timestamp", "sent_at") else f"a{i}"
-        items.append(f"{n!r}: {value}")
-    src = (
-        f"def encode_row(row):\n    ({names},) = row\n"
-        f"    return dumps({{{', '.join(items)}}})\n"
-    )
-    namespace = {"fmt": fmt, "dumps": orjson.dumps}
+    for i, f in enumerate(FIELDS):
+        value = f"fmt(a{i})" if f.kind is Kind.TIMESTAMP else f"a{i}"
+        items.append(f"{f.name!r}: {value}")
+    literal = f"{{{', '.join(items)}}}"
+    body = f"dumps({literal})" if dumps else literal
+    src = f"def encode_row(row):\n    ({names},) = row\n    return {body}\n"
+    namespace = {"fmt": fmt, "dumps": dumps}
     exec(compile(src, "<encode_row>", "exec"), namespace)
     return namespace["encode_row"]
 
@@ -55,9 +58,11 @@ class RowEncoder:
     """Callable: event tuple (or malformed marker) -> the bytes sent on the wire."""
 
     def __init__(self):
-        self._encode = _compile_encoder(TimestampFormatter())
+        fmt = TimestampFormatter()
+        self._encode = _compile_wire(fmt, orjson.dumps)
+        self.to_wire = _compile_wire(fmt)
 
     def __call__(self, row: tuple) -> bytes:
         if row[0] is MALFORMED:
-            return malformed_payload(row)
+            return malformed.payload(row, self.to_wire)
         return self._encode(row)

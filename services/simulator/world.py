@@ -3,7 +3,8 @@
 and the daily and weekly traffic curves. Static tables plus seeded builders; no I/O.
 
 Everything a hot loop needs is precomputed here as tuples and cumulative weight tables,
-so that drawing from a distribution is one `random()` and one `bisect`.
+so that drawing from a distribution is one `random()` and one `bisect`; the draw helpers
+(cumulative tables, log-normal quantiles, Poisson counts) are here too.
 """
 
 from __future__ import annotations
@@ -24,8 +25,29 @@ def cumulative(weights) -> list[float]:
     return out
 
 
-def pick(items, cum, r: float):
-    return items[bisect(cum, r)]
+def lognormal_quantiles(median: float, sigma: float, n: int = 1024) -> list[float]:
+    """n+1 quantiles of a log-normal: draw by interpolating at random() * n."""
+    from statistics import NormalDist
+
+    nd = NormalDist().inv_cdf
+    out = []
+    for i in range(n + 1):
+        p = min(max(i / n, 0.5 / n), 1 - 0.5 / n)
+        out.append(median * math.exp(sigma * nd(p)))
+    return out
+
+
+def poisson(rng: random.Random, lam: float) -> int:
+    """How many arrivals in a block at mean `lam`."""
+    if lam <= 0:
+        return 0
+    if lam < 30:
+        limit, k, prod = math.exp(-lam), 0, rng.random()
+        while prod > limit:
+            k += 1
+            prod *= rng.random()
+        return k
+    return max(0, int(rng.gauss(lam, math.sqrt(lam)) + 0.5))
 
 
 # ---------------------------------------------------------------- catalogue
