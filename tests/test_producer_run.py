@@ -13,9 +13,9 @@ from services.cli import cli
 from services.producer import kafka_sink
 from services.producer.kafka_sink import Counts
 from services.producer.run import batches, density, run_produce
-from services.simulator.model import SimConfig
+from services.simulator.model import Noise, SimConfig
 from shared.errors import ClickstreamError
-from shared.events import decode
+from shared.events import InvalidEvent, decode
 from shared.settings import Settings
 
 START = 1767571200000
@@ -175,3 +175,16 @@ def test_feeder_that_dies_is_an_error_not_a_hang():
                 pass
     finally:
         feeder.stop()
+
+
+def test_producer_keys_a_malformed_payload_by_its_events_session():
+    noise = Noise(malformed_rate=1.0)  # every event is followed by a broken copy
+    _, records = next(batches(SimConfig(seed=4, events_per_second=8, noise=noise), START, 400))
+    broken = 0
+    for (prev_key, _), (key, value) in zip(records, records[1:], strict=False):
+        try:
+            decode(value)
+        except InvalidEvent:
+            broken += 1
+            assert key == prev_key  # the event it was made from was delivered just before
+    assert broken > 150

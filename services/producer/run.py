@@ -24,7 +24,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from services.producer.kafka_sink import Counts, KafkaSink
-from services.simulator.model import MALFORMED, SimConfig, Simulator
+from services.simulator.malformed import event_row
+from services.simulator.model import SimConfig, Simulator
+from services.simulator.rows import SENT, SESSION_ID
 from services.simulator.wire import RowEncoder
 from shared import signals
 from shared.errors import ClickstreamError
@@ -62,12 +64,10 @@ def batches(config: SimConfig, start_ms: int, limit: int | None) -> Iterator[tup
     times: list[int] = []
     n = 0
     for row in Simulator(config).rows(start_ms):
-        if row[0] is MALFORMED:
-            key = row[2][5].encode()
-        else:
-            key = row[5].encode()
-        out.append((key, encode(row)))
-        times.append(row[3])
+        # keyed by session, so a session's events (and its malformed payloads) share a
+        # partition and keep their order
+        out.append((event_row(row)[SESSION_ID].encode(), encode(row)))
+        times.append(row[SENT])
         n += 1
         if len(out) >= BATCH or n == limit:
             yield times, out

@@ -13,11 +13,14 @@ import statistics
 from collections import Counter, defaultdict
 
 from services.simulator import calibration
+from services.simulator.malformed import MALFORMED
 from services.simulator.model import SimConfig, Simulator
+from shared.events import FIELD_INDEX
 
-# Tuple positions (FIELD_NAMES order)
-_TS, _USER, _SESSION, _PAGE, _ACTION, _PRODUCT = 2, 4, 5, 6, 7, 9
-_SOURCE, _MEDIUM, _CAMPAIGN, _DEVICE, _VARIANT = 15, 16, 17, 18, 28
+_TS, _USER, _SESSION, _PAGE, _ACTION, _PRODUCT = (FIELD_INDEX[n] for n in (
+    "timestamp", "user_id", "session_id", "page", "action", "product_id"))
+_SOURCE, _MEDIUM, _CAMPAIGN, _DEVICE, _VARIANT = (FIELD_INDEX[n] for n in (
+    "utm_source", "utm_medium", "utm_campaign", "device_type", "ab_test_variant"))
 
 WEEK_MS = 7 * 86_400_000
 
@@ -31,7 +34,7 @@ def sample(seed: int, n_events: int, start_ms: int, **config) -> list[tuple]:
 
 def profile(rows: list[tuple]) -> dict:
     """The model's statistics for a sample of event tuples (malformed markers ignored)."""
-    rows = [r for r in rows if len(r) > 4]
+    rows = [r for r in rows if r[0] is not MALFORMED]
     actions = Counter(r[_ACTION] for r in rows)
     n = len(rows)
     sessions: dict[str, list] = {}
