@@ -62,8 +62,8 @@ def truth(raw: pl.DataFrame) -> dict[str, pl.DataFrame]:
     prod = ev.filter(pl.col("product_id").is_not_null())
     hour = _win("timestamp", "1h").alias("window_start")
 
-    # A row only for a key and window where the table's event happened (DESIGN.md section 5):
-    # each table groups the events it counts, so no row of all zeros can appear.
+    # A row only for a key and window where the table's event happened (README, "No all-zero
+    # rows"): each table groups the events it counts, so no row of all zeros can appear.
     views, buys, carts = ev.filter(view), ev.filter(buy), ev.filter(atc)
     out: dict[str, pl.DataFrame] = {}
     out["time_agg"] = views.group_by(_win("timestamp", "1m").alias("window_start"), "page").agg(

@@ -27,7 +27,7 @@ def test_processor_parity_spark_equals_polars_truth(data):
         want = normalise(expected[t.name].rows())
         assert len(got) == len(want), t.name
         assert got == want, t.name
-        # a row only where the table's event happened (DESIGN.md section 5)
+        # a row only where the table's event happened (README: "No all-zero rows")
         counts = [t.column_names.index(m) for m in t.metrics
                   if t.cql_type(m) in ("bigint", "int")]
         assert [r for r in got if all(r[i] == 0 for i in counts)] == [], t.name

@@ -126,17 +126,6 @@ class KafkaSink:
             self.counts.failed += 1
             self.counts.last_error = f"{type(exc).__name__}: {exc}"
 
-    def send(self, key: bytes, value: bytes) -> None:
-        try:
-            future = self._producer.send(self.topic, value=value, key=key)
-        except KafkaTimeoutError as e:  # buffer full or metadata unavailable
-            self._err(e)
-            self.counts.sent += 1
-            return
-        self.counts.sent += 1
-        future.add_callback(self._on_ok)
-        future.add_errback(self._on_err)
-
     def _partition_table(self) -> dict[bytes, int] | None:
         """key -> partition cache for the topic's current partitions (None: let the
         client's partitioner choose)."""

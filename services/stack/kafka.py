@@ -8,6 +8,10 @@ import uuid
 from services.stack.server import Server
 from shared.errors import ClickstreamError
 
+# -Xms whatever CLICKSTREAM_KAFKA_HEAP (-Xmx) says: an idle broker stays light and the heap
+# grows under load
+MIN_HEAP = "256m"
+
 LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 <Configuration status="WARN">
   <Appenders>
@@ -111,7 +115,7 @@ class Kafka(Server):
     def command(self):
         heap = self.settings.kafka_heap
         return [
-            self.java, f"-Xms{min_heap(heap)}", f"-Xmx{heap}",
+            self.java, f"-Xms{MIN_HEAP}", f"-Xmx{heap}",
             "-XX:+UseG1GC", "-Djava.awt.headless=true", "-Djava.net.preferIPv4Stack=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.xml'}",
             f"-Dkafka.logs.dir={self.home / 'logs'}",
@@ -133,11 +137,6 @@ class Kafka(Server):
             admin.list_topics()
         finally:
             admin.close()
-
-
-def min_heap(heap: str) -> str:
-    """Start small (-Xms) so an idle broker stays light; the heap grows to -Xmx under load."""
-    return "256m"
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int, replication: int = 1) -> bool:
