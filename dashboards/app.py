@@ -353,18 +353,24 @@ def create_app(reader: Reader, refresh_seconds: float):
 
 
 def reader_for(settings) -> Reader:
-    """A Reader over the settings' Cassandra (one per server process)."""
+    """A Reader over the settings' Cassandra (it connects on first use)."""
     from shared.clients.cassandra import connect
 
     return Reader(connect=lambda: connect(settings, timeout=3),
                   keyspace=settings.cassandra_keyspace)
 
 
+def shared_reader(settings) -> Reader:
+    """The server process's Reader for these settings, shared by its browser sessions:
+    cached per settings (all of them, so other settings get their own, never the first's)."""
+    return pn.state.as_cached("clickstream-reader", lambda config: reader_for(settings),
+                              config=tuple(settings.model_dump().items()))
+
+
 pn.extension("tabulator", design="material", notifications=False)
 
-if pn.state.served:  # `panel serve dashboards/app.py`
+if pn.state.served:  # `panel serve dashboards/app.py`: run per browser session
     from shared.settings import get_settings
 
-    _settings = get_settings()
-    _reader = pn.state.as_cached("clickstream-reader", lambda: reader_for(_settings))
-    create_app(_reader, _settings.dashboard_refresh_seconds).servable(title=TITLE)
+    create_app(shared_reader(get_settings()),
+               get_settings().dashboard_refresh_seconds).servable(title=TITLE)

@@ -207,3 +207,17 @@ def test_dashboard_chart_grouped_bars_keep_two_level_factors_without_data():
                                                 empty_frame(tb.CAMPAIGN_ACTIONS)})))
     assert chart.figure.x_range.factors and all(
         isinstance(f, tuple) and len(f) == 2 for f in chart.figure.x_range.factors)
+
+
+def test_dashboard_shared_reader_is_per_settings_never_the_first_ones():
+    from shared.settings import Settings
+
+    a = Settings(_env_file=None, cassandra_keyspace="ks_a")
+    b = Settings(_env_file=None, cassandra_keyspace="ks_b")
+    try:
+        first = app.shared_reader(a)
+        assert app.shared_reader(Settings(_env_file=None, cassandra_keyspace="ks_a")) is first
+        assert app.shared_reader(b).keyspace == "ks_b"
+        assert first.keyspace == "ks_a"
+    finally:
+        app.pn.state.clear_caches()

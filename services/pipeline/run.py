@@ -23,7 +23,7 @@ from services.stack.readiness import tail, wait_until
 from services.stack.stack import LocalStack
 from shared import signals
 from shared.errors import ClickstreamError
-from shared.settings import Settings
+from shared.settings import Settings, settings_env
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Child:
     name: str
     args: list[str]
     log: Path
+    env: dict[str, str]  # settings_env(): the child sees the pipeline's settings exactly
     proc: subprocess.Popen | None = None
     stop_signal: int = signal.SIGTERM
 
@@ -43,7 +44,7 @@ class Child:
             # own session: the terminal's Ctrl-C reaches us only, and we stop children in
             # order; SIGTERM from the kernel if we die without doing so
             self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args],
-                                         stdout=out, stderr=subprocess.STDOUT,
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
                                          preexec_fn=signals.parent_death_hook())
 
@@ -72,7 +73,7 @@ class Pipeline:
 
     def _child(self, name: str, *args: str, stop_signal=signal.SIGTERM) -> Child:
         c = Child(name, list(args), self.settings.data_dir / "logs" / f"{name}.log",
-                  stop_signal=stop_signal)
+                  settings_env(self.settings), stop_signal=stop_signal)
         self.children.append(c)
         return c
 
