@@ -12,7 +12,7 @@ import logging
 
 from shared import signals
 from shared.errors import ClickstreamError
-from shared.settings import Settings
+from shared.settings import Settings, env_var
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     refresh = refresh or settings.dashboard_refresh_seconds
     if refresh <= 0:
         raise ClickstreamError(f"--refresh must be > 0 seconds, got {refresh}")
-    require_free(port, "CLICKSTREAM_DASHBOARD_PORT", host)
+    require_free(port, env_var("dashboard_port"), host)
     # Which page origins the websocket accepts. Served on loopback, or on every interface
     # (only when configured: the app container, whose port compose publishes on the host's
     # 127.0.0.1), the page is opened as 127.0.0.1 or localhost too.

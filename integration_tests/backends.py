@@ -21,7 +21,7 @@ from services.stack.kafka import Kafka
 from services.stack.readiness import wait_until
 from services.stack.schema import apply_cassandra_schema, apply_kafka_schema
 from services.stack.spark import SparkMaster, SparkWorker
-from services.stack.stack import LocalStack
+from services.stack.stack import PORT_SETTINGS, LocalStack
 from shared.clients.ports import free_port
 from shared.errors import ClickstreamError
 from shared.settings import Settings
@@ -46,17 +46,7 @@ def choose_backend(requested: str, docker_host: str | None) -> str:
 
 def local_settings(data_dir: Path, **overrides) -> Settings:
     """Settings for a private local stack: every port free, every file under data_dir."""
-    ports = {
-        "kafka_port": free_port(),
-        "kafka_controller_port": free_port(),
-        "cassandra_port": free_port(),
-        "cassandra_storage_port": free_port(),
-        "cassandra_ssl_storage_port": free_port(),
-        "cassandra_jmx_port": free_port(),
-        "spark_master_port": free_port(),
-        "spark_master_webui_port": free_port(),
-        "spark_worker_webui_port": free_port(),
-    }
+    ports = {name: free_port() for name in PORT_SETTINGS}
     base = Settings(_env_file=None)
     values = {
         "data_dir": data_dir,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from services.stack.stack import PORT_SETTINGS
 from shared.clients.ports import is_listening
 from shared.settings import Settings, settings_env
 
@@ -114,9 +115,8 @@ def java_processes_using(path: Path) -> list[str]:
 
 
 def settings_ports(settings: Settings) -> list[int]:
-    return [settings.kafka_port, settings.kafka_controller_port, settings.cassandra_port,
-            settings.cassandra_storage_port, settings.cassandra_jmx_port,
-            settings.dashboard_port]
+    """Every port the stack's servers and the dashboard bind."""
+    return [getattr(settings, name) for name in (*PORT_SETTINGS, "dashboard_port")]
 
 
 def survivors(procs: list[psutil.Process], data_dir: Path, timeout: float) -> list[str]:

@@ -15,13 +15,12 @@ import psutil
 import pytest
 
 from integration_tests.helpers import java_processes_using, popen_cli, run_cli
-from services.stack.stack import LocalStack
+from services.stack.stack import PORT_SETTINGS, LocalStack
 from shared.clients.ports import is_listening
 
 
 def _all_ports(settings) -> list[int]:
-    return [settings.kafka_port, settings.kafka_controller_port, settings.cassandra_port,
-            settings.cassandra_storage_port, settings.cassandra_jmx_port]
+    return [getattr(settings, name) for name in PORT_SETTINGS]
 
 
 def test_stack_port_in_use_names_port_and_setting_and_starts_nothing(private_settings):

@@ -110,19 +110,25 @@ class Settings(BaseSettings):
         return f"spark://127.0.0.1:{self.spark_master_port}"
 
 
+def env_var(name: str) -> str:
+    """The environment variable of the setting `name` (`kafka_port` -> CLICKSTREAM_KAFKA_PORT)."""
+    return f"{Settings.model_config['env_prefix']}{name.upper()}"
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """This process's environment without its CLICKSTREAM_ variables, plus every setting
     as one: the environment of a child `clickstream` process that must see exactly
     `settings` (tests, benchmarks)."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
+    prefix = Settings.model_config["env_prefix"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
     for name, value in settings.model_dump().items():
         if value is None:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"CLICKSTREAM_{name.upper()}"] = str(value)
+        env[env_var(name)] = str(value)
     return env
 
 

@@ -126,3 +126,19 @@ def test_backend_auto_is_testcontainers_only_for_an_engine_the_user_named():
     assert choose_backend("auto", "unix:///nonexistent/docker.sock") == "local"
     assert choose_backend("testcontainers", None) == "testcontainers"
     assert choose_backend("local", "unix:///nonexistent/docker.sock") == "local"
+
+
+def test_images_servers_listen_on_the_default_ports_whatever_this_machine_uses(settings):
+    moved = settings.model_copy(update={"kafka_port": 19092, "kafka_controller_port": 19093,
+                                        "cassandra_port": 19042})
+    kafka = _texts(images.render(moved, images.Image("kafka", "4.1.1", images.render_kafka)))
+    assert "listeners=PLAINTEXT://0.0.0.0:9092,CONTROLLER://127.0.0.1:9093" in kafka[
+        "conf/server.properties"].splitlines()
+    cassandra = _texts(images.render(moved, images.Image("cassandra", "5.0.9",
+                                                         images.render_cassandra)))
+    assert "native_transport_port: 9042" in cassandra["conf/cassandra.yaml"].splitlines()
+
+
+def test_images_one_per_stack_component_plus_the_app():
+    assert [i.name for i in images.images()] == ["kafka", "cassandra", "spark", "app"]
+    assert images.IMAGE_NAMES == ("kafka", "cassandra", "spark", "app")

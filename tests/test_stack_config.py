@@ -8,7 +8,14 @@ import pytest
 
 from services.stack.cassandra import Cassandra
 from services.stack.kafka import Kafka
-from services.stack.stack import parse_only
+from services.stack.stack import (
+    COMPONENTS,
+    DEFAULT,
+    PORT_SETTINGS,
+    SERVER_NAMES,
+    LocalStack,
+    parse_only,
+)
 from shared.clients import ports
 from shared.errors import ClickstreamError
 from shared.settings import Settings
@@ -67,3 +74,26 @@ def test_free_port_never_hands_out_the_same_port_twice():
 
     ports = [free_port() for _ in range(300)]
     assert len(set(ports)) == len(ports)
+
+
+def test_stack_components_and_their_servers():
+    assert COMPONENTS == ("kafka", "cassandra", "spark")
+    assert SERVER_NAMES == ("kafka", "cassandra", "spark-master", "spark-worker")
+    names = [s.name for s in LocalStack(Settings(_env_file=None)).servers(COMPONENTS)]
+    assert names == list(SERVER_NAMES)
+    assert parse_only(None) == list(DEFAULT)
+
+
+def test_stack_every_port_setting_is_checked_by_the_server_that_binds_it():
+    port_settings = {n for n in Settings.model_fields if n.endswith("_port")}
+    assert len(PORT_SETTINGS) == len(set(PORT_SETTINGS))  # one server per port
+    assert port_settings - set(PORT_SETTINGS) == {"dashboard_port"}  # not a stack server
+
+
+def test_stack_server_ports_name_the_variable_that_sets_them(monkeypatch):
+    # each port's variable, set in the environment, is the port the server then checks
+    for i, name in enumerate(PORT_SETTINGS):
+        monkeypatch.setenv(f"CLICKSTREAM_{name.upper()}", str(40_000 + i))
+    servers = LocalStack(Settings(_env_file=None)).servers(COMPONENTS)
+    got = {var: port for s in servers for port, var in s.ports()}
+    assert got == {f"CLICKSTREAM_{n.upper()}": 40_000 + i for i, n in enumerate(PORT_SETTINGS)}

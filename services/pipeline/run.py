@@ -78,7 +78,7 @@ class Pipeline:
         return c
 
     def run(self, duration: float | None = None) -> None:
-        stack = LocalStack(self.settings, ["kafka", "cassandra"], echo=self.echo)
+        stack = LocalStack(self.settings, echo=self.echo)  # the default: Kafka and Cassandra
         before = {s.name for s in stack.servers() if s.running()}
         t0 = time.monotonic()
         started_servers: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from services.stack.server import Server
 
@@ -59,19 +60,16 @@ LOGBACK = """<configuration scan="false">
 class Cassandra(Server):
     name = "cassandra"
     start_timeout = 120.0
+    port_settings = ("cassandra_port", "cassandra_storage_port", "cassandra_ssl_storage_port",
+                     "cassandra_jmx_port")
 
     @property
     def endpoint(self) -> str:
         return f"{self.settings.cassandra_host}:{self.settings.cassandra_port}"
 
-    def ports(self):
-        s = self.settings
-        return [
-            (s.cassandra_port, "CLICKSTREAM_CASSANDRA_PORT"),
-            (s.cassandra_storage_port, "CLICKSTREAM_CASSANDRA_STORAGE_PORT"),
-            (s.cassandra_ssl_storage_port, "CLICKSTREAM_CASSANDRA_SSL_STORAGE_PORT"),
-            (s.cassandra_jmx_port, "CLICKSTREAM_CASSANDRA_JMX_PORT"),
-        ]
+    @property
+    def own_log(self) -> Path:
+        return self.home / "logs" / "system.log"  # ${cassandra.logdir} in LOGBACK
 
     def yaml(self, rpc_address: str | None = None) -> str:
         """cassandra.yaml; `rpc_address` (e.g. 0.0.0.0 in a container) widens where CQL

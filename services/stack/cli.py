@@ -9,16 +9,18 @@ import sys
 import click
 
 from services.stack import engine, jars
+from services.stack.images import IMAGE_NAMES
 from services.stack.java import check_java
-from services.stack.stack import COMPONENTS, LocalStack, parse_only
+from services.stack.stack import COMPONENTS, DEFAULT, SERVER_NAMES, LocalStack, parse_only
 from shared.errors import ClickstreamError
 from shared.settings import get_settings
 
-ONLY_HELP = f"Comma-separated subset of {','.join(COMPONENTS)} (default: kafka,cassandra)."
+ONLY_HELP = f"Comma-separated subset of {','.join(COMPONENTS)} (default: {','.join(DEFAULT)})."
 
 
 @click.command()
-@click.option("--only", help="Comma-separated subset of kafka,cassandra,spark jars (default: all).")
+@click.option("--only", help=f"Comma-separated subset of {','.join(COMPONENTS)} jars "
+                             "(default: all).")
 def setup(only: str | None) -> None:
     """Check Java and fetch the server jars from Maven Central (once; cached).
 
@@ -29,7 +31,7 @@ def setup(only: str | None) -> None:
     s = get_settings()
     java = check_java(s)
     click.echo(f"java: {java} ok")
-    for server in parse_only(only, default=jars.SERVERS):
+    for server in parse_only(only, default=COMPONENTS):
         if not jars.resolve(s, server, echo=click.echo):
             click.echo(f"{server} jars: cached in {s.jars_dir / server}")
 
@@ -90,7 +92,7 @@ def status(only: str | None) -> None:
 
 
 @click.command()
-@click.argument("name", type=click.Choice(["kafka", "cassandra", "spark-master", "spark-worker"]))
+@click.argument("name", type=click.Choice(SERVER_NAMES))
 @click.option("-n", "--lines", default=50, show_default=True, help="How many last lines.")
 def logs(name: str, lines: int) -> None:
     """Print the last lines of a server's log.
@@ -104,8 +106,7 @@ def logs(name: str, lines: int) -> None:
     server = servers[name]
     click.echo(f"==> {server.log_file} <==")
     click.echo(server.last_log_lines(lines) or "(empty)")
-    extra = {"kafka": server.home / "logs" / "server.log",
-             "cassandra": server.home / "logs" / "system.log"}.get(name)
+    extra = server.own_log
     if extra and extra.exists():
         from services.stack.readiness import tail
 
@@ -152,7 +153,7 @@ def clean(yes: bool) -> None:
 
 
 @click.command("images")
-@click.option("--only", help="Comma-separated subset of kafka,cassandra,spark,app (default: all).")
+@click.option("--only", help=f"Comma-separated subset of {','.join(IMAGE_NAMES)} (default: all).")
 def images_command(only: str | None) -> None:
     """Build the images: Kafka, Cassandra, Spark (from the resolved jars) and the app.
 
@@ -171,7 +172,7 @@ def images_command(only: str | None) -> None:
     unknown = set(names or []) - {i.name for i in images.images()}
     if unknown:
         raise ClickstreamError(f"unknown image(s) {', '.join(sorted(unknown))}: "
-                               "choose from kafka, cassandra, spark, app")
+                               f"choose from {', '.join(IMAGE_NAMES)}")
     with engine.docker_engine(s) as docker_host:
         refs = images.build_all(s, docker_host, make_base=docker_host == engine.private_host(s),
                                 echo=click.echo, only=names)

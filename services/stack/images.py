@@ -31,6 +31,7 @@ from pathlib import Path
 from services.stack.cassandra import LOGBACK, Cassandra
 from services.stack.engine import ensure_packages
 from services.stack.kafka import LOG4J2, Kafka
+from services.stack.stack import COMPONENTS, PORT_SETTINGS
 from shared.errors import ClickstreamError
 from shared.settings import REPO_ROOT, Settings
 
@@ -83,14 +84,14 @@ def _server_jars(settings: Settings, server: str, ctx: Path) -> None:
 
 def _image_settings(settings: Settings, ctx: Path) -> Settings:
     """The local stack's settings, rooted where the image keeps its data, with jars
-    looked up in the build context (so the rendered command finds e.g. jamm's file name)."""
+    looked up in the build context (so the rendered command finds e.g. jamm's file name).
+    Inside its container a server listens on the default ports (Settings' defaults), whatever
+    this machine's settings say: the publications choose the host's ports."""
+    default_ports = {name: Settings.model_fields[name].default for name in PORT_SETTINGS}
     return settings.model_copy(update={"data_dir": IMAGE_DATA, "jars_dir": ctx / "jars",
-                                       "kafka_host": "127.0.0.1", "kafka_port": 9092,
-                                       "kafka_controller_port": 9093,
-                                       "cassandra_host": "127.0.0.1", "cassandra_port": 9042,
-                                       "cassandra_storage_port": 7000,
-                                       "cassandra_ssl_storage_port": 7001,
-                                       "cassandra_jmx_port": 7199,
+                                       "kafka_host": "127.0.0.1",
+                                       "cassandra_host": "127.0.0.1",
+                                       **default_ports,
                                        "cassandra_password": None})
 
 
@@ -212,7 +213,8 @@ def images() -> list[Image]:
     ]
 
 
-SERVER_IMAGES = ("kafka", "cassandra", "spark")
+SERVER_IMAGES = COMPONENTS  # one image per component of the stack, plus the app's
+IMAGE_NAMES = (*SERVER_IMAGES, "app")
 
 
 def ref(name: str) -> str:

@@ -18,7 +18,6 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 POMS = Path(__file__).resolve().parent / "poms"
-SERVERS = ("kafka", "cassandra", "spark")
 
 
 def _digest(pom: Path) -> str:

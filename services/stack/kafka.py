@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from pathlib import Path
 
 from services.stack.server import Server
 from shared.errors import ClickstreamError
@@ -42,15 +43,15 @@ LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
 class Kafka(Server):
     name = "kafka"
     start_timeout = 60.0
+    port_settings = ("kafka_port", "kafka_controller_port")
 
     @property
     def endpoint(self) -> str:
         return f"{self.settings.kafka_host}:{self.settings.kafka_port}"
 
-    def ports(self):
-        s = self.settings
-        return [(s.kafka_port, "CLICKSTREAM_KAFKA_PORT"),
-                (s.kafka_controller_port, "CLICKSTREAM_KAFKA_CONTROLLER_PORT")]
+    @property
+    def own_log(self) -> Path:
+        return self.home / "logs" / "server.log"  # -Dkafka.logs.dir, see command()
 
     @property
     def config_file(self):

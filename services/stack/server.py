@@ -15,7 +15,7 @@ from services.stack.process import Pidfile, spawn, terminate, wait_gone
 from services.stack.readiness import tail, wait_until
 from shared.clients import ports
 from shared.errors import ClickstreamError
-from shared.settings import Settings
+from shared.settings import Settings, env_var
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ class Server:
         return self.settings.data_dir / "logs" / f"{self.name}.log"
 
     @property
+    def own_log(self) -> Path | None:
+        """The log the server writes itself, besides its captured output (`log_file`)."""
+        return None
+
+    @property
     def pidfile(self) -> Pidfile:
         return Pidfile(self.settings.data_dir / "run" / f"{self.name}.pid")
 
@@ -55,11 +60,14 @@ class Server:
     def jars(self) -> Path:
         return self.settings.jars_dir / self.name
 
-    # ---- to be provided by each server
-    def ports(self) -> list[tuple[int, str]]:
-        """(port, setting name) pairs this server binds."""
-        raise NotImplementedError
+    #: the settings (`Settings` field names) of the ports this server binds
+    port_settings: tuple[str, ...] = ()
 
+    def ports(self) -> list[tuple[int, str]]:
+        """(port, environment variable) of each port this server binds."""
+        return [(getattr(self.settings, name), env_var(name)) for name in self.port_settings]
+
+    # ---- to be provided by each server
     def prepare(self) -> None:
         """Write configs, format storage; idempotent."""
 

@@ -53,6 +53,7 @@ class _SparkDaemon(Server):
 
 class SparkMaster(_SparkDaemon):
     name = "spark-master"
+    port_settings = ("spark_master_port", "spark_master_webui_port")
 
     @property
     def endpoint(self) -> str:
@@ -61,11 +62,6 @@ class SparkMaster(_SparkDaemon):
     @property
     def home(self) -> Path:
         return self.settings.data_dir / "spark"
-
-    def ports(self):
-        s = self.settings
-        return [(s.spark_master_port, "CLICKSTREAM_SPARK_MASTER_PORT"),
-                (s.spark_master_webui_port, "CLICKSTREAM_SPARK_MASTER_WEBUI_PORT")]
 
     def command(self):
         s = self.settings
@@ -81,6 +77,7 @@ class SparkMaster(_SparkDaemon):
 
 class SparkWorker(_SparkDaemon):
     name = "spark-worker"
+    port_settings = ("spark_worker_webui_port",)
 
     @property
     def endpoint(self) -> str:
@@ -89,9 +86,6 @@ class SparkWorker(_SparkDaemon):
     @property
     def home(self) -> Path:
         return self.settings.data_dir / "spark"
-
-    def ports(self):
-        return [(self.settings.spark_worker_webui_port, "CLICKSTREAM_SPARK_WORKER_WEBUI_PORT")]
 
     def command(self):
         s = self.settings

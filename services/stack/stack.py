@@ -25,8 +25,21 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COMPONENTS = ("kafka", "cassandra", "spark")
+# The components of the stack, in start order, and the servers each runs: the one list
+# the CLI, the jars, the images and the pipeline take theirs from.
+SERVERS: dict[str, tuple[type[Server], ...]] = {
+    "kafka": (Kafka,),
+    "cassandra": (Cassandra,),
+    "spark": (SparkMaster, SparkWorker),
+}
+COMPONENTS = tuple(SERVERS)
+# What `up` starts without --only, and all the pipeline needs: its Spark job runs a master
+# of its own (local[*]) unless CLICKSTREAM_SPARK_MASTER names one.
 DEFAULT = ("kafka", "cassandra")
+SERVER_NAMES = tuple(cls.name for classes in SERVERS.values() for cls in classes)
+# the settings of every port a local server binds (all must be free to start it)
+PORT_SETTINGS = tuple(
+    name for classes in SERVERS.values() for cls in classes for name in cls.port_settings)
 
 
 def parse_only(text: str | None, default: Iterable[str] = DEFAULT) -> list[str]:
@@ -47,15 +60,9 @@ class LocalStack:
         self.echo = echo or (lambda msg: log.info(msg))
 
     def servers(self, names: Iterable[str] | None = None, java: str = "java") -> list[Server]:
-        out: list[Server] = []
-        for name in names if names is not None else self.only:
-            if name == "kafka":
-                out.append(Kafka(self.settings, java))
-            elif name == "cassandra":
-                out.append(Cassandra(self.settings, java))
-            elif name == "spark":
-                out += [SparkMaster(self.settings, java), SparkWorker(self.settings, java)]
-        return out
+        return [cls(self.settings, java)
+                for name in (names if names is not None else self.only)
+                for cls in SERVERS[name]]
 
     # ---------------------------------------------------------------- up
     def up(self, timeout: float | None = None, schema: bool = True,
