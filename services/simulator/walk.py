@@ -68,6 +68,12 @@ DWELL_SIGMA = 1.0
 LATENCY_MEDIAN_MS, LATENCY_SIGMA = 90, 0.7
 SCREEN = {"desktop": (1440, 3200), "mobile": (390, 2600), "tablet": (820, 2900)}
 ELEMENT_TO = {CATEGORY: "nav-category", PRODUCT: "product-card", CART: "cart-icon"}
+# Pages every visitor sees alike: (page, action, url, element) of the event on arrival.
+FIXED_PAGES = {
+    HOME: ("homepage", "view", "/", None),
+    CART: ("cart", "view", "/cart", None),
+    CHECKOUT: ("checkout", "begin_checkout", "/checkout", "checkout-button"),
+}
 
 # Mean events per human session under the default knobs (measured; a unit test keeps it
 # honest). Used only to turn an event rate into a session arrival rate.
@@ -95,6 +101,9 @@ def transition_tables(ab_effect: float) -> dict:
     t["cart_empty"] = _table(NEXT_CART_EMPTY)
     t["abandon"] = _table(NEXT_CHECKOUT_ABANDON)
     t["confirm"] = _table(NEXT_CONFIRM)
+    # pages whose next page depends on nothing else
+    t["next"] = {HOME: t["home"], SEARCH: t["search"], CATEGORY: t["category"],
+                 CONFIRM: t["confirm"]}
     t["intent"] = _table(INTENT)
     t["qty"] = _table(QUANTITY)
     t["scroll"] = _table(SCROLL_DEPTHS)
@@ -137,6 +146,7 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
     width, height = SCREEN[visitor[DEVICE]]
 
     dwell_t = tb["dwell"]
+    next_of = tb["next"]
     scroll_v, scroll_c = tb["scroll"]
     qty_v, qty_c = tb["qty"]
     pop_cum = cat.popularity_cum
@@ -190,11 +200,6 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
             pid, pcat, price, url = None, cat_names[cur_cat], None, cat_urls[cur_cat]
             add((t, "category", "view", url, None, pcat, None, None, None, 0, None, None, None, None, logged))
             page = "category"
-        elif state == HOME:
-            pid = pcat = price = None
-            url = "/"
-            add((t, "homepage", "view", url, None, None, None, None, None, 0, None, None, None, None, logged))
-            page = "homepage"
         elif state == SEARCH:
             term = listing[1] if back else int(rand() * n_terms)
             url, cur_cat = terms[term]
@@ -202,17 +207,7 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
             pid, pcat, price = None, cat_names[cur_cat], None
             add((t, "search", "search", url, None, pcat, "search-box", None, None, 0, None, None, None, None, logged))
             page = "search"
-        elif state == CART:
-            pid = pcat = price = None
-            url = "/cart"
-            add((t, "cart", "view", url, None, None, None, None, None, 0, None, None, None, None, logged))
-            page = "cart"
-        elif state == CHECKOUT:
-            pid = pcat = price = None
-            url = "/checkout"
-            add((t, "checkout", "begin_checkout", url, None, None, "checkout-button", None, None, 0, None, None, None, None, logged))
-            page = "checkout"
-        else:  # CONFIRM
+        elif state == CONFIRM:
             orders += 1
             order_id = f"o{sid}-{orders}"
             pid = pcat = price = None
@@ -223,6 +218,10 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
                 add((t + 1 + k, "confirmation", "purchase", url, pids[p], pcats[p], None, None, None, 0, pr, q, order_id, pr * q, logged))
             cart = {}
             page = "confirmation"
+        else:  # the homepage, the cart or the checkout: the same page for every visitor
+            page, action, url, element = FIXED_PAGES[state]
+            pid = pcat = price = None
+            add((t, page, action, url, None, None, element, None, None, 0, None, None, None, None, logged))
         back = False
 
         # -- read the page
@@ -243,12 +242,6 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
             else:
                 nv, nc = tb["product_full"] if cart else tb["product"]
             cur_cat = cat_of[p]
-        elif state == CATEGORY:
-            nv, nc = tb["category"]
-        elif state == HOME:
-            nv, nc = tb["home"]
-        elif state == SEARCH:
-            nv, nc = tb["search"]
         elif state == CART:
             if not cart:
                 nv, nc = tb["cart_empty"]
@@ -271,8 +264,8 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
                 nv, nc = _ONLY_CONFIRM
             else:
                 nv, nc = tb["abandon"]
-        else:  # CONFIRM
-            nv, nc = tb["confirm"]
+        else:  # a listing, the homepage or the confirmation: the next page depends on it only
+            nv, nc = next_of[state]
 
         nxt = nv[bisect(nc, rand())]
         if nxt == EXIT:
