@@ -77,10 +77,12 @@ def test_processor_batch_validate_counts_rule_breaking_rows(spark):
 def test_processor_conflicting_copies_are_found(spark):
     from services.processor.batch import conflicting_copies
 
-    assert conflicting_copies(distinct_events(spark_events(spark, EVENTS))) == (0, None)
+    ids = len({e["event_id"] for e in EVENTS})
+    assert conflicting_copies(distinct_events(spark_events(spark, EVENTS))) == (ids, 0, None)
     changed = dict(EVENTS[1], page_duration_ms=EVENTS[1]["page_duration_ms"] + 1)
     events = distinct_events(spark_events(spark, [*EVENTS, changed]))
-    assert conflicting_copies(events) == (1, EVENTS[1]["event_id"])
+    # the changed copy is one more distinct row, under an event_id already counted
+    assert conflicting_copies(events) == (ids + 1, 1, EVENTS[1]["event_id"])
 
 
 def test_processor_session_attributes_are_the_greatest_of_its_events(spark):

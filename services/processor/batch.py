@@ -112,13 +112,16 @@ def distinct_events(raw):
             .select(*AGGREGATED_COLUMNS, F.lit(1).alias("_event"), "_deliveries"))
 
 
-def conflicting_copies(events) -> tuple[int, str | None]:
-    """(event_ids with more than one content, an example id) among `distinct_events`."""
+def conflicting_copies(events) -> tuple[int, int, str | None]:
+    """(rows, event_ids with more than one content, an example id) of `distinct_events`,
+    in one job."""
     from pyspark.sql import functions as F
 
-    r = (events.groupBy("event_id").count().where("count > 1")
-         .agg(F.count(F.lit(1)), F.first("event_id")).collect())[0]
-    return r[0], r[1]
+    more = F.col("count") > 1
+    r = (events.groupBy("event_id").count()
+         .agg(F.sum("count"), F.count(F.when(more, 1)),
+              F.first(F.when(more, F.col("event_id")), ignorenulls=True)).collect())[0]
+    return r[0] or 0, r[1], r[2]
 
 
 def validate(raw) -> tuple[int, int, str | None]:
@@ -200,8 +203,7 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
                                    f"{example}")
         # the plan of `batch_tables`, with its intermediate frames cached
         events = cache(distinct_events(checked.select(*AGGREGATED_COLUMNS)))
-        distinct = events.count()
-        conflicts, example = conflicting_copies(events)
+        distinct, conflicts, example = conflicting_copies(events)
         if conflicts:
             raise ClickstreamError(f"{input}: {conflicts} event_ids appear with different "
                                    f"contents, e.g. {example}; a resend must be an exact copy")
@@ -211,9 +213,15 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
 
         def write(item: tuple[str, object]) -> tuple[str, int]:
             target = tb.table(item[0]).batch().name
-            write_table(item[1], ks, target)
+            # counted from the rows the write computed, not by computing them again
+            df = item[1].persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                write_table(df, ks, target)
+                n = df.count()
+            finally:
+                df.unpersist()
             log.info("batch: %s written at %.1fs", target, time.monotonic() - t0)
-            return target, item[1].count()
+            return target, n
 
         # small jobs over cached frames: run them concurrently (per-job latency adds up)
         with ThreadPoolExecutor(4) as pool:

@@ -206,6 +206,7 @@ class Router:
         self._lock = threading.Lock()
         self._second_level: threading.Thread | None = None
         self._second_level_error: BaseException | None = None
+        self._built: dict | None = None
 
     def __call__(self, batch, batch_id: int) -> None:
         from pyspark.sql import functions as F
@@ -221,15 +222,17 @@ class Router:
             # which aggregates have rows, and the days of the sessions touched
             sessions, _ = ag.BY_TABLE["sessions"]
             with ThreadPoolExecutor(1) as pool:
-                # building the tables' DataFrames is ~0.7 s of PySpark calls: done while
-                # the summary job runs
-                frames = pool.submit(lambda: {n: ag.table_rows(batch, n) for n in ag.FIRST_LEVEL})
+                # building the tables' DataFrames is PySpark calls: done while the
+                # summary job runs
+                frames = pool.submit(lambda: {n: ag.table_rows(batch, n, p)
+                                              for n, p in self._projections().items()})
                 summary = batch.groupBy("agg").agg(
                     F.count(F.lit(1)).alias("rows"),
                     F.collect_set(F.when(F.col("agg") == sessions.name, F.to_date("wstart")))
                     .alias("days")).collect()
                 tables = frames.result()
             rows = {r["agg"]: r["rows"] for r in summary}
+            log.debug("micro-batch %d: updated rows %s", batch_id, rows)
             days = [d for r in summary for d in r["days"]]
             log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, sum(rows.values()),
                      time.monotonic() - t0)
@@ -250,6 +253,15 @@ class Router:
         finally:
             batch.unpersist()
 
+    def _projections(self) -> dict:
+        """The tables' projections, built at the first micro-batch (they need the JVM) and
+        applied to every later one."""
+        from services.processor import aggregates as ag
+
+        if self._built is None:
+            self._built = {n: ag.projection(n) for n in ag.FIRST_LEVEL}
+        return self._built
+
     def _write_all(self, jobs: list[tuple[str, DataFrame]]) -> None:  # noqa: F821
         """Write the tables concurrently; the first failure fails the micro-batch, and so
         does a write still running after `write_timeout` seconds. The connector can wait
@@ -262,7 +274,9 @@ class Router:
         def write(name: str, df) -> None:
             with slots:
                 try:
+                    t0 = time.monotonic()
                     self.sink(name, df)
+                    log.debug("%s written in %.2fs", name, time.monotonic() - t0)
                 except BaseException as e:  # noqa: BLE001 - raised below, in the caller
                     errors.append(e)
 
