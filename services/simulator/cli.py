@@ -34,8 +34,8 @@ def simulate(seed, n_events, out, start, events_per_second, model):
 
         clickstream simulate --seed 42 --events 1000 --out events.jsonl
     """
-    config = make_config(seed, events_per_second, model)
     start_ms = parse_time(start)
+    config = make_config(seed, events_per_second, model, start_ms)
     if out is None:
         run_simulate(config, start_ms, n_events, sys.stdout.buffer)
         return
@@ -64,8 +64,9 @@ def profile(seed, n_events, start, as_json, model):
 
         clickstream profile --seed 42 --events 300000 --json
     """
-    make_config(seed, 1.0, model)  # validates the options
-    click.echo(run_profile(seed, n_events, parse_time(start), model, as_json))
+    start_ms = parse_time(start)
+    config = make_config(seed, 1.0, model, start_ms)
+    click.echo(run_profile(config, n_events, start_ms, as_json))
 
 
 COMMANDS = [simulate, profile]
