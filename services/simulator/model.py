@@ -209,6 +209,8 @@ class Simulator:
         srng = random.Random(f"{self.config.seed}:{block}:{window.name}")
         lam = (extra.rate * window.ramp(block) * self.sessions_per_ms * BLOCK_MS
                * world.traffic_factor(start + BLOCK_MS // 2))
+        if extra.per_category_share:
+            lam *= self.catalogue.category_share(extra.tweaks.landing_category)
         prefix = f"{self.tag}{block:x}x{NAMES.index(window.name)}"
         ips = self._burst_ips(window) if extra.bot_ips else ()
         own = combine([t for t in (tweaks, extra.tweaks) if t is not None])

@@ -29,7 +29,10 @@ from services.simulator.walk import Tweaks
 class ExtraTraffic:
     """Sessions a scenario adds in its window, on top of the usual visitors."""
 
-    rate: float  # sessions per usual (human) session at that time of day
+    rate: float  # sessions per usual (human) session at that time of day...
+    # ...times the landing category's share of the catalogue's popularity: the category's
+    # traffic then rises by the same factor whichever catalogue the seed built
+    per_category_share: bool = False
     ramp: float = 0.0  # share of the window over which the rate grows linearly from 0
     tweaks: Tweaks = Tweaks()  # for these sessions, on top of the window's tweaks
     bot_ips: int = 0  # > 0: crawlers from this many data-centre addresses, not shoppers
@@ -95,7 +98,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
                   doc="purchased items of the category"),
         ),
         tweaks=Tweaks(sale_category=_CATEGORY_NUMBER[SALE_CATEGORY], sale_add_to_cart=2.0),
-        extra=ExtraTraffic(rate=0.40, tweaks=Tweaks(
+        extra=ExtraTraffic(rate=3.2, per_category_share=True, tweaks=Tweaks(
             landing_category=_CATEGORY_NUMBER[SALE_CATEGORY], buy=1.3)),
         category=SALE_CATEGORY,
     ),

@@ -88,6 +88,11 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.product_ids)
 
+    def category_share(self, c: int) -> float:
+        """Category `c`'s share of the product popularity: about its share of page views."""
+        cum = self.category_cum
+        return min(cum[c], 1.0) - (cum[c - 1] if c else 0.0)
+
 
 def build_catalogue(seed: int | str, size: int = 1000, zipf_s: float = 1.0) -> Catalogue:
     """A catalogue of `size` products; popularity ~ 1/rank**zipf_s, log-normal prices."""
