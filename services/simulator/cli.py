@@ -33,6 +33,7 @@ def simulate(seed, n_events, out, start, events_per_second, model):
     Example:
 
         clickstream simulate --seed 42 --events 1000 --out events.jsonl
+        clickstream simulate --seed 42 --events 50000 --scenario checkout-outage@+1h+30m
     """
     start_ms = parse_time(start)
     config = make_config(seed, events_per_second, model, start_ms)
@@ -58,11 +59,14 @@ def profile(seed, n_events, start, as_json, model):
     """Print the model's statistics for a sample and compare them with the calibration
     targets: events per action, add-to-cart per product view, session conversion,
     cart-to-purchase, events per session, returning share, devices, hourly curve,
-    views on the top 1% of products, conversion per campaign and A/B variant.
+    views on the top 1% of products, conversion per campaign and A/B variant. With
+    --scenario, each scenario's claims measured over the sessions starting in its
+    window, with the scenarios and with the same seed without.
 
     Example:
 
         clickstream profile --seed 42 --events 300000 --json
+        clickstream profile --seed 42 --scenario flash-sale@+1d18h+1h
     """
     start_ms = parse_time(start)
     config = make_config(seed, 1.0, model, start_ms)
