@@ -11,6 +11,9 @@ a session belongs to a scenario when it starts inside the window, and its events
 past the end. Sessions starting outside every window are drawn exactly as without
 scenarios: a scenario's own draws come from generators of its own, seeded by
 (seed, minute, scenario), and its tweaks only ever touch the minutes inside the window.
+One exception, in delivery order only: with out-of-order noise, the shuffle's draws run
+over the whole stream, so after the window starts the same events may leave in another
+order.
 
     clickstream simulate --seed 7 --events 200000 --scenario checkout-outage@+1h+30m
 """
