@@ -87,8 +87,8 @@ _ONLY_CONFIRM = ((CONFIRM,), [1.0 + 1e-12])
 @dataclass(frozen=True)
 class Tweaks:
     """What a scenario changes in a session (see `scenarios.py`); the defaults are the
-    calibrated model. Only `walk` reads them, and none adds or removes a random draw of an
-    unchanged session, so a session outside every scenario window is drawn as before."""
+    calibrated model. Only `walk` reads them. A session walked with `tweaks=None` (every
+    session outside a scenario's window) takes exactly the draws it always did."""
 
     sale_category: int | None = None  # its products' add-to-cart is multiplied by...
     sale_add_to_cart: float = 1.0  # ...this
