@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from services.batch_generator.csv_days import run_generate
+from services.batch_generator.csv_days import DAY_MS, run_generate
 from services.simulator.options import make_config, model_options
 from shared.cli import DEFAULT_START, Command, parse_time
 
@@ -36,8 +36,10 @@ def generate(days, out_dir, events_per_day, seed, start, workers, quiet, model):
 
         clickstream generate --days 3 --out data/csv --events-per-day 1000000 --seed 7
     """
-    config = make_config(seed, events_per_day / 86_400, model)
-    result = run_generate(config, days, out_dir, parse_time(start), workers, not quiet)
+    start_ms = parse_time(start)
+    # --scenario offsets count from the first day's midnight, where the files start
+    config = make_config(seed, events_per_day / 86_400, model, start_ms // DAY_MS * DAY_MS)
+    result = run_generate(config, days, out_dir, start_ms, workers, not quiet)
     rate = result.events / result.seconds if result.seconds else 0.0
     click.echo(
         f"wrote {result.events:,} events in {len(result.files)} files to {out_dir} "

@@ -92,9 +92,9 @@ def day_frames(sim: Simulator, start_ms: int, end_ms: int, chunk: int = CHUNK):
 
     Without noise the frames are built column-wise (`Simulator.block_columns`): per-session
     constants once per session, expanded by a gather; ids, collector times and page
-    durations derived in bulk. With noise on, the row path is used.
+    durations derived in bulk. With noise or scenarios on, the row path is used.
     """
-    if sim.config.noise.any:
+    if sim.config.noise.any or sim.config.scenarios:
         for rows in sim.rows_by_event_time(start_ms, end_ms, chunk):
             yield rows_to_frame(rows)
         return

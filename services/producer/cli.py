@@ -50,7 +50,7 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, mod
     if seed is None:
         seed = secrets.randbelow(2**31)
     start_ms = parse_time(start) if start else int(time.time() * 1000)
-    config = make_config(seed, density(rate, speed), model)
+    config = make_config(seed, density(rate, speed), model, start_ms)
     settings = get_settings()
     click.echo(f"producing to {settings.kafka_topic} at {settings.bootstrap_servers} "
                f"(seed {seed}, rate {rate:g}/s, speed {speed:g}x)", err=True)

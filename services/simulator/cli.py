@@ -33,9 +33,10 @@ def simulate(seed, n_events, out, start, events_per_second, model):
     Example:
 
         clickstream simulate --seed 42 --events 1000 --out events.jsonl
+        clickstream simulate --seed 42 --events 50000 --scenario checkout-outage@+1h+30m
     """
-    config = make_config(seed, events_per_second, model)
     start_ms = parse_time(start)
+    config = make_config(seed, events_per_second, model, start_ms)
     if out is None:
         run_simulate(config, start_ms, n_events, sys.stdout.buffer)
         return
@@ -58,14 +59,18 @@ def profile(seed, n_events, start, as_json, model):
     """Print the model's statistics for a sample and compare them with the calibration
     targets: events per action, add-to-cart per product view, session conversion,
     cart-to-purchase, events per session, returning share, devices, hourly curve,
-    views on the top 1% of products, conversion per campaign and A/B variant.
+    views on the top 1% of products, conversion per campaign and A/B variant. With
+    --scenario, each scenario's claims measured over the sessions starting in its
+    window, with the scenarios and with the same seed without.
 
     Example:
 
         clickstream profile --seed 42 --events 300000 --json
+        clickstream profile --seed 42 --scenario flash-sale@+1d18h+1h
     """
-    make_config(seed, 1.0, model)  # validates the options
-    click.echo(run_profile(seed, n_events, parse_time(start), model, as_json))
+    start_ms = parse_time(start)
+    config = make_config(seed, 1.0, model, start_ms)
+    click.echo(run_profile(config, n_events, start_ms, as_json))
 
 
 COMMANDS = [simulate, profile]

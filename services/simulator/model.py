@@ -16,7 +16,8 @@ This module draws the arrivals and the visitors of each block and puts the parts
 - `rows.py`: the tuple layouts; a session's partial events + constants -> event rows;
 - `noise.py`: bots, late sends, duplicates, malformed markers, out-of-order delivery;
 - `malformed.py`: the malformed payloads, rendered by the wire encoder (`wire.py`);
-- `delivery.py`: per-block rows -> rows in delivery (or event-time) order.
+- `delivery.py`: per-block rows -> rows in delivery (or event-time) order;
+- `scenarios.py`: incidents and events applied inside a time window (`SimConfig.scenarios`).
 
 `Simulator.rows()` gives event rows in delivery order and `Simulator.events()` the event
 dicts of `shared.events`. The CSV generator skips the full rows: it takes the partial
@@ -36,7 +37,7 @@ from functools import cached_property
 from services.simulator import world
 from services.simulator.delivery import BLOCK_MS, in_time_order
 from services.simulator.malformed import MALFORMED, event_row
-from services.simulator.noise import Noise, bot_session, perturb, shuffle_some
+from services.simulator.noise import Noise, bot_ip, bot_session, perturb, shuffle_some
 from services.simulator.rows import (
     PARTIAL_FIELDS,
     PARTIAL_TS,
@@ -48,6 +49,7 @@ from services.simulator.rows import (
     row_to_event,
     session_constants,
 )
+from services.simulator.scenarios import NAMES, Window, check_windows, combine
 from services.simulator.walk import (
     EVENTS_PER_SESSION,
     MAX_SESSION_MS,
@@ -70,6 +72,7 @@ class SimConfig:
     catalogue_size: int = 1000
     population: int | None = None  # returning visitors; default scales with traffic
     noise: Noise = field(default_factory=Noise)
+    scenarios: tuple[Window, ...] = ()  # see scenarios.py; none: the calibrated model
 
     def __post_init__(self):
         if not self.events_per_second > 0:
@@ -80,6 +83,7 @@ class SimConfig:
             raise ValueError(f"A/B effect must be within -1..10, got {self.ab_effect}")
         if self.catalogue_size < 10:
             raise ValueError(f"catalogue size must be >= 10, got {self.catalogue_size}")
+        check_windows(self.scenarios)
 
 
 class Simulator:
@@ -150,10 +154,15 @@ class Simulator:
         lo, hi = not_before, BLOCK_MS * (block + 1) if not_after is None else not_after
         partial = not (lo <= start and hi >= start + BLOCK_MS)
         skipped = set()
+        active = self._active(block) if self.config.scenarios else ()
+        tweaks = combine([w.scenario.tweaks for w in active if w.scenario.tweaks])
         for rng, sid, t0, user, returning in self._visits(block):
-            session(rng, rows, sid, t0, user, returning)
+            session(rng, rows, sid, t0, user, returning, tweaks)
             if partial and not lo <= t0 < hi:
                 skipped.add(sid)
+        for window in active:
+            if window.scenario.extra is not None:
+                self._extra_sessions(window, block, tweaks, rows, lo, hi, skipped)
         if self.config.noise.any:
             rows = self._add_noise(block, start, rows, lo, hi, skipped)
         if skipped:
@@ -170,20 +179,56 @@ class Simulator:
         lam = self.sessions_per_ms * BLOCK_MS * world.traffic_factor(start + BLOCK_MS // 2)
         n = poisson(rng, lam)
         starts = sorted(start + int(rng.random() * BLOCK_MS) for _ in range(n))
-        users, users_cum = self.population
-        returning_share = self.config.returning_share
-        rand = rng.random
-        draw_identity = world.draw_identity
+        visitor = self._visitor
         prefix = f"{self.tag}{block:x}"
         for i, t0 in enumerate(starts):
             sid = f"{prefix}{i:04x}"
-            returning = rand() < returning_share
-            if returning:
-                user = users[bisect(users_cum, rand())]
+            yield rng, sid, t0, *visitor(rng, sid)
+
+    def _visitor(self, rng, sid: str) -> tuple[tuple, bool]:
+        """(visitor, returning) of a new session: a returning one, or someone new."""
+        rand = rng.random
+        if rand() < self.config.returning_share:
+            users, users_cum = self.population
+            return users[bisect(users_cum, rand())], True
+        ident = world.draw_identity(rng)
+        return (f"v{sid}", *ident, "B" if rand() < 0.5 else "A", False), False
+
+    # ------------------------------------------------------------ scenarios
+    def _active(self, block: int) -> list[Window]:
+        return [w for w in self.config.scenarios if w.covers(block)]
+
+    def _extra_sessions(self, window: Window, block: int, tweaks, rows, lo, hi, skipped):
+        """The sessions `window`'s scenario adds in `block`, appended to `rows`.
+
+        Drawn from a generator of their own, so the usual sessions are unchanged; their ids
+        carry an `x` and the scenario's number, so they never collide with others.
+        """
+        extra = window.scenario.extra
+        start = block * BLOCK_MS
+        srng = random.Random(f"{self.config.seed}:{block}:{window.name}")
+        lam = (extra.rate * window.ramp(block) * self.sessions_per_ms * BLOCK_MS
+               * world.traffic_factor(start + BLOCK_MS // 2))
+        if extra.per_category_share:
+            lam *= self.catalogue.category_share(extra.tweaks.landing_category)
+        prefix = f"{self.tag}{block:x}x{NAMES.index(window.name)}"
+        ips = self._burst_ips(window) if extra.bot_ips else ()
+        own = combine([t for t in (tweaks, extra.tweaks) if t is not None])
+        for i in range(poisson(srng, lam)):
+            t0 = start + int(srng.random() * BLOCK_MS)
+            sid = f"{prefix}{i:04x}"
+            if ips:
+                bot_session(srng, rows, sid, t0, self.catalogue,
+                            ip=ips[int(srng.random() * len(ips))], dwell_ms=extra.bot_dwell_ms)
             else:
-                ident = draw_identity(rng)
-                user = (f"v{sid}", *ident, "B" if rand() < 0.5 else "A", False)
-            yield rng, sid, t0, user, returning
+                self._session(srng, rows, sid, t0, *self._visitor(srng, sid), own)
+            if not lo <= t0 < hi:
+                skipped.add(sid)
+
+    def _burst_ips(self, window: Window) -> tuple[str, ...]:
+        """A crawler's few addresses, the same for the whole window."""
+        rng = random.Random(f"{self.config.seed}:{window.name}@{window.start_ms}:ips")
+        return tuple(bot_ip(rng) for _ in range(window.scenario.extra.bot_ips))
 
     def block_columns(self, block: int, events: list, latency_draws: list,
                       sessions: list) -> None:
@@ -195,7 +240,12 @@ class Simulator:
         latency, see `latency_table`), and `sessions` with one tuple per session in
         `SESSION_FIELDS` order plus its event count last. `event_id`, `sent_at` and
         `page_duration_ms` are derived from these by the builder.
+
+        Without scenarios only: their extra sessions (crawlers among them) come as whole
+        rows, so a run with scenarios takes `block_rows`.
         """
+        if self.config.scenarios:
+            raise ValueError("block_columns does not apply scenarios: use block_rows")
         tb, cat = self._tables, self.catalogue
         add_session = sessions.append
         extend_events = events.extend
@@ -221,9 +271,10 @@ class Simulator:
         return perturb(nrng, rows, self.config.noise)
 
     # ------------------------------------------------------------ one session
-    def _session(self, rng, rows, sid, t0, user, returning):
-        """One session's event rows, appended to `rows`."""
-        evs, src, referrer = walk(rng, sid, t0, user, returning, self._tables, self.catalogue)
+    def _session(self, rng, rows, sid, t0, user, returning, tweaks=None):
+        """One session's event rows, appended to `rows`; `tweaks`: a scenario's changes."""
+        evs, src, referrer = walk(rng, sid, t0, user, returning, self._tables, self.catalogue,
+                                  tweaks)
         # the collector's time of each event: one latency draw per event, in order
         rand = rng.random
         lat = self._tables["latency"]

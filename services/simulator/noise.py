@@ -56,14 +56,21 @@ class Noise:
         )
 
 
-def bot_session(rng: random.Random, rows: list, sid: str, t0: int, cat) -> None:
+def bot_ip(rng: random.Random) -> str:
+    """A data-centre address."""
+    r = rng.getrandbits(24)
+    prefix = world.BOT_IP_PREFIXES[int(rng.random() * len(world.BOT_IP_PREFIXES))]
+    return f"{prefix}.{r >> 16}.{(r >> 8) & 255}.{(r & 254) + 1}"
+
+
+def bot_session(rng: random.Random, rows: list, sid: str, t0: int, cat, ip: str | None = None,
+                dwell_ms: tuple[int, int] = BOT_DWELL_MS) -> None:
     """A crawler's rows, appended to `rows`: many fast product and listing views from a
-    data-centre address, never a cart."""
+    data-centre address (`ip`, or a new one), never a cart."""
     rand = rng.random
     device, os_, browser, lang = world.BOT_IDENTITY
-    r = rng.getrandbits(24)
-    prefix = world.BOT_IP_PREFIXES[int(rand() * len(world.BOT_IP_PREFIXES))]
-    ip = f"{prefix}.{r >> 16}.{(r >> 8) & 255}.{(r & 254) + 1}"
+    if ip is None:
+        ip = bot_ip(rng)
     variant = "A" if rand() < 0.5 else "B"
     visitor = (f"v{sid}", device, os_, browser, lang, ip, *BOT_GEO, variant, False)
     n = BOT_EVENTS[0] + int(rand() * (BOT_EVENTS[1] - BOT_EVENTS[0] + 1))
@@ -71,7 +78,7 @@ def bot_session(rng: random.Random, rows: list, sid: str, t0: int, cat) -> None:
     times = []
     for _ in range(n):
         times.append(t)
-        t += BOT_DWELL_MS[0] + int(rand() * (BOT_DWELL_MS[1] - BOT_DWELL_MS[0]))
+        t += dwell_ms[0] + int(rand() * (dwell_ms[1] - dwell_ms[0]))
     partial, sent = [], []
     for ts in times:
         if rand() < 0.7:

@@ -8,6 +8,8 @@ import functools
 import click
 
 from services.simulator.model import Noise, SimConfig
+from services.simulator.scenario_option import GRAMMAR, ScenarioType
+from services.simulator.scenarios import NAMES
 from shared.errors import ClickstreamError
 
 RATE = click.FloatRange(0.0, 1.0)
@@ -33,11 +35,17 @@ def model_options(fn):
                      show_default=True, help="Noise: share of sessions that are bots."),
         click.option("--malformed-rate", type=RATE, default=0.0, show_default=True,
                      help="Noise: extra malformed payloads per event (not in CSV)."),
+        click.option("--scenario", "scenarios", type=ScenarioType(), multiple=True,
+                     metavar=GRAMMAR,
+                     help=f"Inject a scenario ({', '.join(NAMES)}); repeat to compose. "
+                          "START: an ISO-8601 time or +OFFSET after the run's start "
+                          "(default: the start); DURATION: e.g. 30m, 2h, 1h30m (default: "
+                          "the scenario's). E.g. checkout-outage@+1h+30m."),
     ]
 
     @functools.wraps(fn)
     def wrapper(*args, returning_share, ab_effect, late_rate, late_median, out_of_order_rate,
-                duplicate_rate, bot_rate, malformed_rate, **kwargs):
+                duplicate_rate, bot_rate, malformed_rate, scenarios, **kwargs):
         model = {
             "returning_share": returning_share,
             "ab_effect": ab_effect,
@@ -49,6 +57,7 @@ def model_options(fn):
                 bot_rate=bot_rate,
                 malformed_rate=malformed_rate,
             ),
+            "scenarios": scenarios,  # scenario_option.Request, resolved by make_config
         }
         return fn(*args, model=model, **kwargs)
 
@@ -57,8 +66,12 @@ def model_options(fn):
     return wrapper
 
 
-def make_config(seed: int, events_per_second: float, model: dict) -> SimConfig:
+def make_config(seed: int, events_per_second: float, model: dict,
+                run_start_ms: int) -> SimConfig:
+    """The model's config; `--scenario` offsets count from `run_start_ms`."""
+    windows = tuple(r.window(run_start_ms) for r in model.get("scenarios", ()))
     try:
-        return SimConfig(seed=seed, events_per_second=events_per_second, **model)
+        return SimConfig(seed=seed, events_per_second=events_per_second,
+                         **{**model, "scenarios": windows})
     except ValueError as e:
         raise ClickstreamError(str(e)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import BinaryIO
 
 from services.simulator import profile as _profile
@@ -29,15 +30,27 @@ def run_simulate(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO)
     return written
 
 
-def run_profile(seed: int, n_events: int, start_ms: int, model: dict, as_json: bool) -> str:
-    """The profile of a sample spread over one simulated week, as text or JSON."""
-    model = {k: v for k, v in model.items() if k != "noise"}  # the profile is of clean traffic
-    stats = _profile.profile(_profile.sample(seed, n_events, start_ms, **model))
+def run_profile(config: SimConfig, n_events: int, start_ms: int, as_json: bool) -> str:
+    """The profile of a sample spread over one simulated week, as text or JSON; with
+    scenarios, each one's claims measured in its window."""
+    # the profile is of clean traffic: its own density, no noise
+    model = {"returning_share": config.returning_share, "ab_effect": config.ab_effect,
+             "catalogue_size": config.catalogue_size}
+    stats = _profile.profile(_profile.sample(config.seed, n_events, start_ms,
+                                             scenarios=config.scenarios, **model))
+    report = _profile.scenario_report(config.seed, config.scenarios, **model)
     if as_json:
         stats["calibration"] = {
             t.name: {"measured": v, "target": t.value, "low": t.low, "high": t.high, "ok": ok,
                      "source": t.source}
             for t, v, ok in _profile.check(stats)
         }
-        return json.dumps(stats, indent=2)
-    return _profile.render(stats)
+        if report:
+            stats["scenarios"] = report
+            for claim in (c for s in report for c in s["claims"]):
+                for k in ("with", "without", "measured", "low", "high"):
+                    if not math.isfinite(claim[k]):  # no bound, or 0/0: null in JSON
+                        claim[k] = None
+        return json.dumps(stats, indent=2, allow_nan=False)
+    text = _profile.render(stats)
+    return text + "\n\n" + _profile.render_scenarios(report) if report else text

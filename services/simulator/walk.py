@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect
+from dataclasses import dataclass
 
 from services.simulator import world
 from services.simulator.rows import DEVICE, HAS_ACCOUNT, VARIANT
@@ -83,6 +84,21 @@ _ONLY_CHECKOUT = ((CHECKOUT,), [1.0 + 1e-12])
 _ONLY_CONFIRM = ((CONFIRM,), [1.0 + 1e-12])
 
 
+@dataclass(frozen=True)
+class Tweaks:
+    """What a scenario changes in a session (see `scenarios.py`); the defaults are the
+    calibrated model. Only `walk` reads them. A session walked with `tweaks=None` (every
+    session outside a scenario's window) takes exactly the draws it always did."""
+
+    sale_category: int | None = None  # its products' add-to-cart is multiplied by...
+    sale_add_to_cart: float = 1.0  # ...this
+    buy: float = 1.0  # multiplies this session's checkout and completion probabilities
+    orders_fail: bool = False  # place-order never confirms: the visitor abandons instead
+    source: world.Source | None = None  # forced traffic source (a campaign's visitors)
+    landing_category: int | None = None  # the session opens on this category's listing
+    untagged: frozenset[str] = frozenset()  # utm_sources whose tags are lost: direct
+
+
 def _table(pairs):
     return tuple(p[0] for p in pairs), cumulative([p[1] for p in pairs])
 
@@ -116,32 +132,45 @@ def transition_tables(ab_effect: float) -> dict:
     return t
 
 
-def _arrival(rand, tb, visitor, returning):
+def _arrival(rand, tb, visitor, returning, tweaks=None):
     """Where the visitor comes from and how likely each buying step is this session:
-    (source index, source, referrer, p(add to cart), p(checkout), p(complete), logged in)."""
-    src_i = bisect(world.SOURCE_CUM, rand())
-    src = world.SOURCES[src_i]
+    (landing table, source, referrer, p(add to cart), p(checkout), p(complete), logged in)."""
+    if tweaks is None or tweaks.source is None:
+        src_i = bisect(world.SOURCE_CUM, rand())
+        src = world.SOURCES[src_i]
+        conv, landing = world.SOURCE_CONVERSION[src_i], tb["landing"][src_i]
+    else:  # a scenario's own source: no draw to choose it
+        src = tweaks.source
+        conv, landing = world.source_conversion(src), cumulative(src.landing)
     referrer = src.referrers[int(rand() * len(src.referrers))]
-    conv = world.SOURCE_CONVERSION[src_i]
     intent_v, intent_c = tb["intent"]
     p_add = P_ADD_TO_CART * intent_v[bisect(intent_c, rand())] * math.sqrt(conv)
     buy = math.sqrt(conv) * tb["variant"][visitor[VARIANT]]
+    if tweaks is not None:
+        buy *= tweaks.buy
     p_checkout = min(0.95, P_BEGIN_CHECKOUT * buy)
     p_complete = min(0.98, P_COMPLETE * buy)
     logged = returning and visitor[HAS_ACCOUNT] and rand() < P_LOGGED_IN_AT_START
-    return src_i, src, referrer, p_add, p_checkout, p_complete, logged
+    return landing, src, referrer, p_add, p_checkout, p_complete, logged
 
 
-def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loop
+def walk(rng, sid, t0, visitor, returning, tb, cat, tweaks=None):  # noqa: C901 - the hot loop
     """The pages and actions of one session: (partial events, source, referrer).
 
     Partial events are tuples in `rows.PARTIAL_FIELDS` order; the caller draws one latency
     per event next, from the same generator, and completes them. `tb` is
-    `transition_tables()`, `cat` the catalogue.
+    `transition_tables()`, `cat` the catalogue, `tweaks` a scenario's `Tweaks` (None: the
+    calibrated model).
     """
     rand = rng.random
-    src_i, src, referrer, p_add, p_checkout, p_complete, logged = _arrival(
-        rand, tb, visitor, returning)
+    landing, src, referrer, p_add, p_checkout, p_complete, logged = _arrival(
+        rand, tb, visitor, returning, tweaks)
+    # scenario tweaks as plain locals: the default costs one comparison per product view
+    sale_cat, p_sale_add, orders_fail = -1, p_add, False
+    if tweaks is not None:
+        if tweaks.sale_category is not None:
+            sale_cat, p_sale_add = tweaks.sale_category, p_add * tweaks.sale_add_to_cart
+        orders_fail = tweaks.orders_fail
     has_account = visitor[HAS_ACCOUNT]
     width, height = SCREEN[visitor[DEVICE]]
 
@@ -163,10 +192,14 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
     add = evs.append
     t = t0
     end = t0 + MAX_SESSION_MS
-    state = (HOME, SEARCH, CATEGORY, PRODUCT)[bisect(tb["landing"][src_i], rand())]
+    state = (HOME, SEARCH, CATEGORY, PRODUCT)[bisect(landing, rand())]
     listing = None  # (page code, category or search term) to go back to
     back = False
     cur_cat = None  # category in focus
+    if tweaks is not None and tweaks.landing_category is not None:
+        # the campaign link opens that listing (arriving as if going back to it)
+        state, back = CATEGORY, True
+        listing = (CATEGORY, tweaks.landing_category)
     cart: dict[int, int] = {}
     orders = 0
 
@@ -234,7 +267,7 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
         if state == PRODUCT:
             if rand() < P_GALLERY_CLICK:
                 add((t + int(dwell * (0.42 + 0.06 * rand())), page, "click", url, pid, pcat, "gallery-image", int(rand() * width), int(rand() * 700), depth, price, None, None, None, logged))
-            if rand() < p_add:
+            if rand() < (p_sale_add if cat_of[p] == sale_cat else p_add):
                 q = qty_v[bisect(qty_c, rand())]
                 cart[p] = cart.get(p, 0) + q
                 add((t + int(dwell * (0.5 + 0.35 * rand())), page, "add_to_cart", url, pid, pcat, "add-to-cart", None, None, depth, price, q, None, None, logged))
@@ -261,7 +294,7 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
                 add((t + int(dwell * (0.45 + 0.1 * rand())), page, "click", url, None, None, "login-button", int(rand() * width), int(rand() * 900), depth, None, None, None, None, True))
             if rand() < p_complete:
                 add((t + int(dwell * (0.6 + 0.3 * rand())), page, "click", url, None, None, "place-order", int(rand() * width), int(height * (0.5 + 0.4 * rand())), depth, None, None, None, None, logged))
-                nv, nc = _ONLY_CONFIRM
+                nv, nc = tb["abandon"] if orders_fail else _ONLY_CONFIRM
             else:
                 nv, nc = tb["abandon"]
         else:  # a listing, the homepage or the confirmation: the next page depends on it only
@@ -282,4 +315,6 @@ def walk(rng, sid, t0, visitor, returning, tb, cat):  # noqa: C901 - the hot loo
         t += dwell
         state = nxt
 
+    if tweaks is not None and src.utm_source in tweaks.untagged:
+        return evs, world.DIRECT, None  # a lost tag: the visit looks direct
     return evs, src, referrer

@@ -88,6 +88,11 @@ class Catalogue:
     def __len__(self) -> int:
         return len(self.product_ids)
 
+    def category_share(self, c: int) -> float:
+        """Category `c`'s share of the product popularity: about its share of page views."""
+        cum = self.category_cum
+        return min(cum[c], 1.0) - (cum[c - 1] if c else 0.0)
+
 
 def build_catalogue(seed: int | str, size: int = 1000, zipf_s: float = 1.0) -> Catalogue:
     """A catalogue of `size` products; popularity ~ 1/rank**zipf_s, log-normal prices."""
@@ -222,11 +227,18 @@ SOURCES: tuple[Source, ...] = (
     Source(0.08, ("www.reddit.com", "news.ycombinator.com", "t.co"), None, "referral", None, 0.7,
            (0.40, 0.0, 0.20, 0.40)),
 )
+DIRECT = SOURCES[0]  # no referrer, no tags
 SOURCE_CUM = cumulative([s.share for s in SOURCES])
 # Normalise so that the traffic-weighted mean conversion multiplier is 1: campaign
 # effects redistribute conversions between sources rather than inflate them.
 _MEAN_CONV = sum(s.share * s.conversion for s in SOURCES) / sum(s.share for s in SOURCES)
 SOURCE_CONVERSION: tuple[float, ...] = tuple(s.conversion / _MEAN_CONV for s in SOURCES)
+
+
+def source_conversion(source: Source) -> float:
+    """The buying-step multiplier of any source, on the scale of SOURCE_CONVERSION (so
+    a scenario's new campaign converts relative to the same average)."""
+    return source.conversion / _MEAN_CONV
 
 
 # ---------------------------------------------------------------- traffic curves
