@@ -259,7 +259,9 @@ class Router:
         from services.processor import aggregates as ag
 
         if self._built is None:
-            self._built = {n: ag.projection(n) for n in ag.FIRST_LEVEL}
+            # a table with attributes (sessions) joins: the longest write, started first
+            first = sorted(ag.FIRST_LEVEL, key=lambda n: ag.BY_TABLE[n][1].attributes is None)
+            self._built = {n: ag.projection(n) for n in first}
         return self._built
 
     def _write_all(self, jobs: list[tuple[str, DataFrame]]) -> None:  # noqa: F821
