@@ -41,11 +41,14 @@ DAYS ?= 7
 EVENTS_PER_DAY ?= 200000
 CSV_DIR ?= .stack/csv
 
-demo: setup ## The whole pipeline + live dashboard on the local stack (RATE=events/s); Ctrl-C stops it
-	$(CLI) demo --rate $(RATE)
+SCENARIO ?=
+SCENARIO_ARGS = $(foreach s,$(SCENARIO),--scenario $(s))
 
-stream: setup ## Kafka + Cassandra + producer + Spark streaming job, no dashboard (RATE=events/s)
-	$(CLI) stream --rate $(RATE)
+demo: setup ## The whole pipeline + live dashboard on the local stack (RATE=events/s, SCENARIO=flash-sale@+10m ...); Ctrl-C stops it
+	$(CLI) demo --rate $(RATE) $(SCENARIO_ARGS)
+
+stream: setup ## Kafka + Cassandra + producer + Spark streaming job, no dashboard (RATE=, SCENARIO= as for demo)
+	$(CLI) stream --rate $(RATE) $(SCENARIO_ARGS)
 
 batch: setup ## Polars writes DAYS CSV days to CSV_DIR, the Spark batch job fills the _batch tables
 	$(CLI) up --only cassandra

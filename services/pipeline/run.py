@@ -69,6 +69,9 @@ class Pipeline:
     dashboard: bool = True
     rate: float = 500.0
     echo: object = print
+    #: `--scenario` values for the producer (see services/simulator/scenarios.py); their
+    #: +OFFSETs count from the producer's start, a second after this run's
+    scenarios: tuple[str, ...] = ()
     children: list[Child] = field(default_factory=list)
 
     def _child(self, name: str, *args: str, stop_signal=signal.SIGTERM) -> Child:
@@ -76,6 +79,10 @@ class Pipeline:
                   settings_env(self.settings), stop_signal=stop_signal)
         self.children.append(c)
         return c
+
+    def producer_args(self) -> list[str]:
+        return ["produce", "--rate", f"{self.rate:g}",
+                *(arg for s in self.scenarios for arg in ("--scenario", s))]
 
     def run(self, duration: float | None = None) -> None:
         stack = LocalStack(self.settings, echo=self.echo)  # the default: Kafka and Cassandra
@@ -87,8 +94,7 @@ class Pipeline:
             started_servers = [s.name for s in stack.servers() if s.name not in before]
             self._child("processor", "process", "--mode", "stream").start()
             # SIGINT: the producer's own Ctrl-C path, which flushes what is in flight
-            self._child("producer", "produce", "--rate", f"{self.rate:g}",
-                        stop_signal=signal.SIGINT).start()
+            self._child("producer", *self.producer_args(), stop_signal=signal.SIGINT).start()
             if self.dashboard:
                 self._child("dashboard", "dashboard").start()
                 url = f"http://{self.settings.dashboard_host}:{self.settings.dashboard_port}"
