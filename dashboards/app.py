@@ -54,7 +54,7 @@ class Dashboard(pn.viewable.Viewer):
     error = param.String(default="", doc="set while Cassandra is unreachable")
     refreshes = param.Integer(default=0, doc="completed refreshes (for tests and the footer)")
 
-    def __init__(self, reader: Reader, chart_factory=Chart, **params):
+    def __init__(self, reader: Reader, chart_factory=Chart, marks: tuple = (), **params):
         super().__init__(**params)
         self.reader = reader
         self.snapshot: Snapshot | None = None
@@ -66,6 +66,8 @@ class Dashboard(pn.viewable.Viewer):
         #: until the server's event loop is idle again, and its parts, for the bench
         self.cycles: collections.deque[dict] = collections.deque(maxlen=1000)
         self.charts: dict[str, Chart] = {spec.name: chart_factory(spec) for spec in CHARTS}
+        for chart in self.charts.values():
+            chart.marks = tuple(marks)  # charts.Mark: windows shaded on the time charts
         self._stale: set[str] = set(self.charts)  # charts not updated since the last read
         self._build()
         self.param.watch(lambda *_: self.schedule_refresh(), ["mode", "time_range"])
@@ -347,9 +349,9 @@ def _in_server() -> bool:
     return doc is not None and doc.session_context is not None
 
 
-def create_app(reader: Reader, refresh_seconds: float):
+def create_app(reader: Reader, refresh_seconds: float, marks: tuple = ()):
     """One session's app (Panel calls this per browser session)."""
-    return Dashboard(reader, refresh_seconds=refresh_seconds).__panel__()
+    return Dashboard(reader, refresh_seconds=refresh_seconds, marks=marks).__panel__()
 
 
 def reader_for(settings) -> Reader:

@@ -17,12 +17,21 @@ How a frame fills a rendered figure, per hvplot's layout (pinned by the unit tes
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import panel as pn
 from bokeh.core.properties import field
-from bokeh.models import ColumnDataSource, FactorRange, Legend, LegendItem, NumeralTickFormatter
+from bokeh.models import (
+    BoxAnnotation,
+    ColumnDataSource,
+    FactorRange,
+    Label,
+    Legend,
+    LegendItem,
+    NumeralTickFormatter,
+)
 from bokeh.transform import dodge
 
 from dashboards.ranges import table_for
@@ -119,6 +128,23 @@ def render(spec: ChartSpec, frame: pd.DataFrame):
     return fig
 
 
+@dataclass(frozen=True)
+class Mark:
+    """A time window shaded on every time chart, e.g. a scenario injected into the traffic
+    (`clickstream demo --scenario ...`)."""
+    label: str
+    start: dt.datetime
+    end: dt.datetime
+
+
+def _shade(figure, mark: Mark) -> None:
+    ms = lambda t: t.timestamp() * 1000  # noqa: E731 - Bokeh's datetime axis unit
+    figure.add_layout(BoxAnnotation(left=ms(mark.start), right=ms(mark.end),
+                                    fill_color=PALETTE[1], fill_alpha=0.12, line_alpha=0))
+    figure.add_layout(Label(x=ms(mark.start), y=4, y_units="screen", text=mark.label,
+                            text_font_size="9pt", text_color=PALETTE[1], x_offset=3))
+
+
 class Chart:
     """One chart: an hvplot-rendered Bokeh figure in a Panel pane; `update(df)` patches it.
 
@@ -132,6 +158,7 @@ class Chart:
         self.name = spec.name
         self.title = spec.full_title
         self.figure = None
+        self.marks: tuple[Mark, ...] = ()  # shaded once the figure exists, if its x is time
         self.sources: dict[str, ColumnDataSource] = {}  # series (or "main") -> its source
         self.updates = 0
         self._last: pd.DataFrame | None = None
@@ -158,6 +185,9 @@ class Chart:
                     # a bar spans its window: [window_start, window_start + window)
                     r.glyph.x = dodge(self.spec.x, self._window_ms / 2)
                     r.glyph.width = self._window_ms * 0.9
+            if self._time_x:
+                for mark in self.marks:
+                    _shade(self.figure, mark)
             self._fill(empty)
             self.pane.objects = [pn.pane.Bokeh(self.figure, sizing_mode="stretch_width",
                                                height=CHART_HEIGHT)]

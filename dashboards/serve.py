@@ -44,8 +44,9 @@ def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed:
 
 
 def run_dashboard(settings: Settings, host: str | None = None, port: int | None = None,
-                  refresh: float | None = None, echo=print) -> None:
-    """Serve until Ctrl-C, SIGTERM or SIGHUP (`shared.signals` records which)."""
+                  refresh: float | None = None, echo=print, marks: tuple = ()) -> None:
+    """Serve until Ctrl-C, SIGTERM or SIGHUP (`shared.signals` records which). `marks`:
+    `charts.Mark` windows shaded on the time charts."""
     import panel as pn
 
     from dashboards import app
@@ -67,7 +68,7 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
          f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
          f"refresh {refresh:g} s); Ctrl-C stops")
     reader = app.reader_for(settings)  # one Cassandra session for every browser session
-    server = pn.serve({"/": lambda: app.create_app(reader, refresh)}, address=host,
+    server = pn.serve({"/": lambda: app.create_app(reader, refresh, marks)}, address=host,
                       port=port, websocket_origin=origins, show=False, liveness=True,
                       title=app.TITLE, autoreload=False, threaded=False, start=False)
     # Panel stops on SIGINT only; every stop signal should, and be recorded as received

@@ -221,3 +221,20 @@ def test_dashboard_shared_reader_is_per_settings_never_the_first_ones():
         assert first.keyspace == "ks_a"
     finally:
         app.pn.state.clear_caches()
+
+
+def test_dashboard_scenario_marks_shade_the_time_charts_only():
+    from bokeh.models import BoxAnnotation
+
+    from dashboards.charts import Mark
+
+    start = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+    mark = Mark("flash-sale", start, start + dt.timedelta(minutes=30))
+    dash = app.Dashboard(FakeReader(), marks=(mark,))
+    shaded = {}
+    for name in ("page-views-time", "site-views", "devices"):
+        boxes = [a for a in dash.charts[name].ensure().figure.center
+                 if isinstance(a, BoxAnnotation)]
+        shaded[name] = [(b.left, b.right) for b in boxes]
+    window = (start.timestamp() * 1000, (start + dt.timedelta(minutes=30)).timestamp() * 1000)
+    assert shaded == {"page-views-time": [window], "site-views": [window], "devices": []}

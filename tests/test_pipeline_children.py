@@ -19,19 +19,27 @@ def test_pipeline_child_gets_the_settings_passed_in_code(tmp_path, monkeypatch):
     assert "from-env" not in text
 
 
-def test_pipeline_passes_its_scenarios_to_the_producer(tmp_path):
+def test_pipeline_gives_producer_and_dashboard_the_same_scenario_windows(tmp_path):
     from click.testing import CliRunner
 
     from services.pipeline.cli import demo
     from services.producer.cli import produce
+    from services.simulator.scenario_option import parse_scenario
 
     settings = Settings(_env_file=None, data_dir=tmp_path)
-    args = Pipeline(settings, rate=50, scenarios=("flash-sale@+10m+30m", "traffic-drop"),
-                    ).producer_args()
-    # the producer's own option parser reads exactly what the pipeline passes
+    pipeline = Pipeline(settings, rate=50, scenarios=("flash-sale@+10m+30m", "traffic-drop"))
+    now_ms = 1_764_670_000_000  # 2025-12-02 10:06:40 UTC
+    args = pipeline.producer_args(now_ms)
+    # the producer's own option parser reads exactly what the pipeline passes...
     ctx = produce.make_context("produce", args[1:])
     assert [r.name for r in ctx.params["scenarios"]] == ["flash-sale", "traffic-drop"]
     assert ctx.params["rate"] == 50
+    # ...absolute windows, resolved from the run's start, that read the same at any later
+    # time (the dashboard starts seconds after the producer)
+    later = [r.window(now_ms + 7_000) for r in ctx.params["scenarios"]]
+    expected = [parse_scenario(s).window(now_ms) for s in pipeline.scenarios]
+    assert later == expected and expected[0].start_ms == (now_ms + 600_000) // 60_000 * 60_000
+    assert pipeline.scenario_args(now_ms) == args[3:]
     # a typo fails at once, with the scenario grammar, not later in the producer's log
     out = CliRunner().invoke(demo, ["--scenario", "flash-sail"])
     assert out.exit_code == 2 and "unknown scenario 'flash-sail'" in out.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from services.simulator.scenario_option import GRAMMAR, ScenarioType
 from shared.settings import get_settings
 
 
@@ -17,7 +18,10 @@ from shared.settings import get_settings
 @click.option("--seed-demo", is_flag=True,
               help="If the tables are empty, first load 6 h of seeded demo traffic "
                    "(stream and batch tables). Never done without this flag.")
-def dashboard(host, port, refresh, seed_demo):
+@click.option("--scenario", "scenarios", type=ScenarioType(), multiple=True, metavar=GRAMMAR,
+              help="Shade this scenario's window on the time charts (repeatable; the "
+                   "grammar of `clickstream simulate --scenario`, +OFFSET from now).")
+def dashboard(host, port, refresh, seed_demo, scenarios):
     """Serve the live dashboard (Panel + hvplot) until Ctrl-C, SIGTERM or SIGHUP.
 
     KPIs, then tabs of funnel, page, product, device, campaign, duration, session and
@@ -30,13 +34,21 @@ def dashboard(host, port, refresh, seed_demo):
 
         clickstream up --only cassandra && clickstream dashboard --seed-demo
     """
+    import datetime as dt
+    import time
+
+    from dashboards.charts import Mark
     from dashboards.serve import run_dashboard, seed_demo_if_empty
 
     settings = get_settings()
+    now_ms = int(time.time() * 1000)
+    at = lambda ms: dt.datetime.fromtimestamp(ms / 1000, dt.UTC)  # noqa: E731
+    marks = tuple(Mark(w.name, at(w.start_ms), at(w.end_ms))
+                  for w in (r.window(now_ms) for r in scenarios))
     if seed_demo:
         seed_demo_if_empty(settings, echo=lambda m: click.echo(m, err=True))
     run_dashboard(settings, host=host, port=port, refresh=refresh,
-                  echo=lambda m: click.echo(m, err=True))
+                  echo=lambda m: click.echo(m, err=True), marks=marks)
 
 
 COMMANDS = [dashboard]

@@ -69,8 +69,8 @@ class Pipeline:
     dashboard: bool = True
     rate: float = 500.0
     echo: object = print
-    #: `--scenario` values for the producer (see services/simulator/scenarios.py); their
-    #: +OFFSETs count from the producer's start, a second after this run's
+    #: `--scenario` values (services/simulator/scenarios.py): injected by the producer and
+    #: shaded by the dashboard, both given the same absolute window (`absolute`)
     scenarios: tuple[str, ...] = ()
     children: list[Child] = field(default_factory=list)
 
@@ -80,9 +80,11 @@ class Pipeline:
         self.children.append(c)
         return c
 
-    def producer_args(self) -> list[str]:
-        return ["produce", "--rate", f"{self.rate:g}",
-                *(arg for s in self.scenarios for arg in ("--scenario", s))]
+    def scenario_args(self, now_ms: int) -> list[str]:
+        return [arg for s in self.scenarios for arg in ("--scenario", absolute(s, now_ms))]
+
+    def producer_args(self, now_ms: int) -> list[str]:
+        return ["produce", "--rate", f"{self.rate:g}", *self.scenario_args(now_ms)]
 
     def run(self, duration: float | None = None) -> None:
         stack = LocalStack(self.settings, echo=self.echo)  # the default: Kafka and Cassandra
@@ -94,9 +96,11 @@ class Pipeline:
             started_servers = [s.name for s in stack.servers() if s.name not in before]
             self._child("processor", "process", "--mode", "stream").start()
             # SIGINT: the producer's own Ctrl-C path, which flushes what is in flight
-            self._child("producer", *self.producer_args(), stop_signal=signal.SIGINT).start()
+            now_ms = int(time.time() * 1000)
+            self._child("producer", *self.producer_args(now_ms),
+                        stop_signal=signal.SIGINT).start()
             if self.dashboard:
-                self._child("dashboard", "dashboard").start()
+                self._child("dashboard", "dashboard", *self.scenario_args(now_ms)).start()
                 url = f"http://{self.settings.dashboard_host}:{self.settings.dashboard_port}"
                 wait_until(lambda: urllib.request.urlopen(f"{url}/liveness", timeout=2),
                            60, f"dashboard at {url}", log=self.children[-1].log,
@@ -141,6 +145,18 @@ class Pipeline:
                 stopped.append(s.name)
         if stopped:
             self.echo("stopped " + ", ".join(stopped))
+
+
+def absolute(scenario: str, now_ms: int) -> str:
+    """A `--scenario` value with its +OFFSET resolved from `now_ms`: the same window for
+    every child, whenever each starts."""
+    import datetime as dt
+
+    from services.simulator.scenario_option import parse_scenario
+
+    w = parse_scenario(scenario).window(now_ms)
+    start = dt.datetime.fromtimestamp(w.start_ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{w.name}@{start}+{(w.end_ms - w.start_ms) // 1000}s"
 
 
 def events_in_topic(settings: Settings) -> int | None:
