@@ -122,6 +122,14 @@ def parse_ts(text: str) -> int:
 
 
 # ---------------------------------------------------------------- validation
+#: The rules an event keeps beyond its field types, declared once and rendered per engine
+#: (`validate` here, the Spark job's parse and batch check, the Polars CSV reader):
+#: every non-nullable field is present and not null, and these fields take one of these
+#: values. A broken rule's reason starts with the field's name.
+REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.nullable)
+ALLOWED: dict[str, tuple[str, ...]] = {"page": PAGES, "action": ACTIONS}
+
+
 class InvalidEvent(ValueError):
     """An event that does not match FIELDS; the message is the dead-letter reason."""
 
@@ -139,7 +147,7 @@ def validate(event: dict) -> None:
     for f in FIELDS:
         v = event[f.name]
         if v is None:
-            if not f.nullable:
+            if f.name in REQUIRED:
                 raise InvalidEvent(f"{f.name} is null")
             continue
         want = _PY_TYPES[f.kind]
@@ -148,10 +156,9 @@ def validate(event: dict) -> None:
             raise InvalidEvent(f"{f.name} should be {f.kind.value}, got {type(v).__name__}")
         if f.kind is I and not _INT32[0] <= v <= _INT32[1]:
             raise InvalidEvent(f"{f.name} out of 32-bit range: {v}")
-    if event["page"] not in PAGES:
-        raise InvalidEvent(f"unknown page {event['page']!r}")
-    if event["action"] not in ACTIONS:
-        raise InvalidEvent(f"unknown action {event['action']!r}")
+    for name, values in ALLOWED.items():
+        if event[name] not in values:
+            raise InvalidEvent(f"unknown {name} {event[name]!r}")
 
 
 # ---------------------------------------------------------------- JSON (Kafka)

@@ -13,11 +13,11 @@ import polars as pl
 
 from shared.errors import ClickstreamError
 from shared.events import (
-    ACTIONS,
+    ALLOWED,
     CSV_HEADER,
     CSV_TIMESTAMP_FORMAT,
     FIELDS,
-    PAGES,
+    REQUIRED,
     Kind,
     polars_schema,
 )
@@ -60,13 +60,12 @@ def _read_one(path: Path) -> pl.DataFrame:
             pl.exceptions.SchemaError) as e:
         first = str(e).strip().splitlines()[0]
         raise ClickstreamError(f"{path}: bad row: {first}") from None
-    required = [f.name for f in FIELDS if not f.nullable]
-    nulls = df.select(pl.col(required).null_count()).row(0)
-    missing = [n for n, c in zip(required, nulls, strict=True) if c]
+    nulls = df.select(pl.col(list(REQUIRED)).null_count()).row(0)
+    missing = [n for n, c in zip(REQUIRED, nulls, strict=True) if c]
     if missing:
         raise ClickstreamError(f"{path}: empty required values in {', '.join(missing)}")
-    bad = df.filter(~pl.col("page").is_in(PAGES) | ~pl.col("action").is_in(ACTIONS))
-    if bad.height:
-        r = bad.row(0, named=True)
-        raise ClickstreamError(f"{path}: unknown page/action {r['page']!r}/{r['action']!r}")
+    for name, values in ALLOWED.items():
+        bad = df.filter(~pl.col(name).is_in(values))
+        if bad.height:
+            raise ClickstreamError(f"{path}: unknown {name} {bad[name][0]!r}")
     return df

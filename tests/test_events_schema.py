@@ -109,3 +109,35 @@ def test_events_polars_csv_round_trip_uses_the_wire_timestamp_format(tmp_path):
     assert "2025-11-27T09:55:00.123Z" in text
     back = pl.read_csv(path, schema=events.polars_schema())
     assert back.row(0, named=True)["timestamp"].isoformat() == "2025-11-27T09:55:00.123000+00:00"
+
+
+def _rule_breaks() -> list[tuple[str, object]]:
+    """One event change per rule of events.REQUIRED / events.ALLOWED: (field, bad value)."""
+    return ([(name, None) for name in events.REQUIRED]
+            + [(name, "no-such-" + name) for name in events.ALLOWED])
+
+
+def test_events_rules_are_the_non_nullable_fields_and_the_closed_vocabularies():
+    assert events.REQUIRED == tuple(f.name for f in FIELDS if not f.nullable)
+    assert events.ALLOWED == {"page": events.PAGES, "action": events.ACTIONS}
+
+
+@pytest.mark.parametrize("name,bad", _rule_breaks())
+def test_events_every_rule_is_kept_by_python_and_by_the_polars_reader(tmp_path, name, bad):
+    """The Python validator and the CSV reader render the same rule list: each broken
+    rule is an error naming its field in both."""
+    import polars as pl
+
+    from shared.errors import ClickstreamError
+    from testing.csv_reader import read_events
+
+    with pytest.raises(InvalidEvent, match=name):
+        events.validate(_event(**{name: bad}))
+    ev = _event(**{name: bad})
+    schema = {**events.polars_schema(), "timestamp": pl.Int64, "sent_at": pl.Int64}
+    df = pl.DataFrame([ev], schema=schema).with_columns(
+        pl.col("timestamp", "sent_at").cast(pl.Datetime("ms", "UTC")))
+    path = tmp_path / "2025-11-27.csv"
+    df.write_csv(path, datetime_format=events.CSV_TIMESTAMP_FORMAT)
+    with pytest.raises(ClickstreamError, match=name):
+        read_events(path)

@@ -24,7 +24,7 @@ from pathlib import Path
 from services.processor.aggregates import AGGREGATED_COLUMNS
 from shared import tables as tb
 from shared.errors import ClickstreamError
-from shared.events import ACTIONS, FIELD_NAMES, PAGES, SPARK_TIMESTAMP_FORMAT, spark_schema
+from shared.events import ALLOWED, FIELD_NAMES, REQUIRED, SPARK_TIMESTAMP_FORMAT, spark_schema
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,9 @@ def invalid_rows_marked(raw):
     makes FAILFAST parse (and so check) every column, even where only a few are kept."""
     from pyspark.sql import functions as F
 
-    from shared.events import FIELDS
-
-    checks = [(F.col(f.name).isNull(), f"{f.name} is null") for f in FIELDS if not f.nullable]
-    checks += [(~F.col("page").isin(*PAGES), "unknown page"),
-               (~F.col("action").isin(*ACTIONS), "unknown action")]
+    checks = [(F.col(name).isNull(), f"{name} is null") for name in REQUIRED]
+    checks += [(~F.col(name).isin(*values), f"unknown {name}")
+               for name, values in ALLOWED.items()]
     reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
     return raw.withColumn("reason", reason).withColumn("_all", F.hash(*FIELD_NAMES))
 

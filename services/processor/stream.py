@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shared import tables as tb
-from shared.events import ACTIONS, FIELDS, PAGES, SPARK_TIMESTAMP_FORMAT, spark_schema
+from shared.events import ALLOWED, FIELDS, REQUIRED, SPARK_TIMESTAMP_FORMAT, spark_schema
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,9 @@ def parse(records):
     nothing = F.coalesce(*(F.col(f"e.{f.name}").cast("string") for f in FIELDS)).isNull()
     checks = [(F.col("e").isNull() | nothing, "not a JSON object of the event schema")]
     checks += [(F.col(f"e.{f.name}").isNull(), f"{f.name} is missing, null or not a {f.kind.value}")
-               for f in FIELDS if not f.nullable]
-    checks += [(~F.col("e.page").isin(*PAGES), "unknown page"),
-               (~F.col("e.action").isin(*ACTIONS), "unknown action")]
+               for f in FIELDS if f.name in REQUIRED]
+    checks += [(~F.col(f"e.{name}").isin(*values), f"unknown {name}")
+               for name, values in ALLOWED.items()]
     reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
     return records.withColumn("e", e).withColumn("reason", reason)
 
