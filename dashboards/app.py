@@ -26,7 +26,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from dashboards import views
+from dashboards import views, watch
 from dashboards.charts import Chart
 from dashboards.ranges import DEFAULT_RANGE, MODES, RANGES, table_for
 from dashboards.reader import VIEW_TABLES, DataUnavailable, Reader, Snapshot
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ACCENT = "#0b6e4f"
 TITLE = "Clickstream — live"
 NO_DATA = "no data yet — run `make stream`"
+WATCH_LINES = 5  # the most recent metrics that left their baseline
 
 
 def _fmt(value, spec: str, none: str = "—") -> str:
@@ -82,6 +83,8 @@ class Dashboard(pn.viewable.Viewer):
             f"**{NO_DATA}** (or `clickstream dashboard --seed-demo` for a demo data set)",
             alert_type="info", visible=False, css_classes=["banner-empty"],
             sizing_mode="stretch_width")
+        self.watch_note = pn.pane.Alert("", alert_type="warning", visible=False,
+                                        css_classes=["banner-watch"], sizing_mode="stretch_width")
         self.kpi = {name: pn.indicators.Number(label=label, value=0, format="—", font_size="28pt",
                                                title_size="11pt",
                                                css_classes=["kpi", f"kpi-{name.replace('_', '-')}"])
@@ -142,6 +145,7 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs.param.watch(lambda *_: self._on_tab(), "active")
         return [
             self.banner,
+            self.watch_note,
             self.empty_note,
             pn.FlexBox(*self.kpi.values(), css_classes=["kpis"]),
             self.tabs,
@@ -156,9 +160,11 @@ class Dashboard(pn.viewable.Viewer):
         return self.tabs is None or list(TABS)[self.tabs.active] == TABLE_TAB
 
     def wanted_tables(self) -> set[str]:
-        """What the next refresh reads: the open tab's tables and the KPIs'."""
+        """What the next refresh reads: the open tab's tables, the KPIs' and, on the
+        streaming tables, the watched ones (`watch`)."""
         return tables_for(self.visible_charts(),
-                          [self.table_name] if self.table_visible() else [])
+                          [self.table_name] if self.table_visible() else [],
+                          ) | (set(watch.TABLES) if self.mode == "stream" else set())
 
     def _on_tab(self) -> None:
         """A tab was opened: show what the last read has for it, read what it lacks."""
@@ -327,6 +333,7 @@ class Dashboard(pn.viewable.Viewer):
             f"| conversion | {_fmt(st['conversion_rate'], '{:.2%}')} |\n")
         if self.table_visible() and snap.has([self.table_name]):
             self._update_table()
+        self._update_watch(snap)
         self.refreshes += 1
         t2 = time.perf_counter()
         server_ms = (snap.read_seconds + t2 - t0) * 1000
@@ -336,6 +343,13 @@ class Dashboard(pn.viewable.Viewer):
             f"refresh #{self.refreshes}: {len(snap.frames)} tables, {snap.queries} queries, "
             f"{server_ms:.0f} ms")
         return {"frames_seconds": t1 - t0, "update_seconds": t2 - t1}
+
+    def _update_watch(self, snap: Snapshot) -> None:
+        shown = (watch.alerts(snap) if snap.mode == "stream" and snap.has(watch.TABLES)
+                 else [])[:WATCH_LINES]
+        self.watch_note.object = "**Left its baseline** (5-minute windows)\n\n" + "\n".join(
+            f"- {a.text}" for a in shown)
+        self.watch_note.visible = bool(shown)
 
     def _update_table(self) -> None:
         self.table.value = views.table_view(self.snapshot, self.table_name)

@@ -89,7 +89,7 @@ def test_dashboard_format_kpis_and_labels_say_what_they_count():
 
 def test_dashboard_app_reads_only_the_open_tabs_tables():
     reader = FakeReader()
-    d = app.Dashboard(reader)
+    d = app.Dashboard(reader, mode="batch")  # the streaming tables add the watched ones
     d.main()  # the layout: tabs, the first one open
     d.refresh_now()
     overview = {specs.SPECS[n].table for n in specs.TABS["Overview"]}
@@ -238,3 +238,49 @@ def test_dashboard_scenario_marks_shade_the_time_charts_only():
         shaded[name] = [(b.left, b.right) for b in boxes]
     window = (start.timestamp() * 1000, (start + dt.timedelta(minutes=30)).timestamp() * 1000)
     assert shaded == {"page-views-time": [window], "site-views": [window], "devices": []}
+
+
+def _time_agg(outage_from: dt.datetime | None) -> dict:
+    """An hour of per-minute page views: 10 checkouts and 5 orders a minute, no orders
+    from `outage_from` on."""
+    minutes = pd.date_range(NOW - dt.timedelta(hours=1), NOW, freq="min", inclusive="left")
+    rows = []
+    for m in minutes:
+        orders = 0 if outage_from is not None and m >= outage_from else 5
+        at = m.tz_localize(None)
+        rows += [(at, "checkout", 10), (at, "confirmation", orders)]
+    df = pd.DataFrame(rows, columns=["window_start", "page", "page_views"])
+    return {"time_agg": df.assign(day=df["window_start"].dt.date)}
+
+
+def test_dashboard_watch_flags_orders_stopping_and_stays_quiet_on_steady_traffic():
+    from dashboards import watch
+
+    outage = NOW - dt.timedelta(minutes=20)
+    snap = FakeReader(**_time_agg(outage)).snapshot("stream", "1 hour", watch.TABLES)
+    flagged = watch.alerts(snap)
+    assert [(a.metric, a.flag.kind) for a in flagged] == [
+        ("confirmation page views", "drop"), ("orders per checkout", "drop")]
+    # the last window before the range's end (which is on a 5-minute boundary here)
+    assert flagged[0].flag.start_ms == int((NOW - dt.timedelta(minutes=5)).timestamp() * 1000)
+    orders = {a.metric: a.flag for a in flagged}["orders per checkout"]
+    assert (orders.value, orders.baseline) == (0, 5 / 10)  # 5 orders per 10 checkouts before
+    steady = FakeReader(**_time_agg(None)).snapshot("stream", "1 hour", watch.TABLES)
+    assert watch.alerts(steady) == []
+
+
+def test_dashboard_shows_the_watch_on_the_streaming_tables_only():
+    d = app.Dashboard(FakeReader(**_time_agg(NOW - dt.timedelta(minutes=20))))
+    d.refresh_now()
+    assert d.watch_note.visible and "orders per checkout" in d.watch_note.object
+    assert set(watch_tables()) <= d.reader.calls[-1][2]
+    d.mode = "batch"
+    assert not d.watch_note.visible
+    assert not set(watch_tables()) & d.reader.calls[-1][2] - set(KPI_TABLES) - {
+        specs.SPECS[n].table for n in d.visible_charts()}
+
+
+def watch_tables() -> tuple[str, ...]:
+    from dashboards import watch
+
+    return watch.TABLES

@@ -1,0 +1,79 @@
+"""The detector (`shared/detect.py`) on the dashboard: which metrics of the shown range left
+their running baseline, in 5-minute windows, one line each.
+
+Watched, so that each scenario of `clickstream demo --scenario ...` moves one of them:
+- orders per checkout: `confirmation` over `checkout` page views (`time_agg`); a drop is
+  purchases that stopped coming (checkout-outage);
+- page views of each page (`time_agg`); a spike is a sale on a listing (flash-sale) or a
+  crawler (bot-burst);
+- events of each campaign source and of each campaign (`campaign_events`); a source that
+  vanishes (traffic-drop) or a new campaign (campaign-launch, a spike from nothing).
+
+Only the streaming tables are watched: the live view is where an incident shows up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dashboards.reader import Snapshot
+from shared.detect import Flag, Point, Rule, dense, detect
+
+WINDOW_MS = 5 * 60_000
+TABLES = ("time_agg", "campaign_events")
+RULE = Rule()
+
+
+@dataclass(frozen=True)
+class Alert:
+    metric: str
+    flag: Flag
+
+    @property
+    def text(self) -> str:
+        return f"{self.metric}: {self.flag.reason}"
+
+
+def _windows(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    ms = (df["window_start"] - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)  # UTC, naive
+    return (df.assign(start_ms=(ms // WINDOW_MS * WINDOW_MS).astype("int64"))
+            .groupby(["start_ms", *keys], as_index=False)[value].sum())
+
+
+def series(snap: Snapshot) -> dict[str, list[Point]]:
+    """metric label -> its points, one per 5-minute window of the range (zeros included)."""
+    start = int(snap.start.timestamp() * 1000) // WINDOW_MS * WINDOW_MS
+    end = int(snap.end.timestamp() * 1000)
+    out: dict[str, list[Point]] = {}
+    views = _windows(snap.frame("time_agg"), ["page"], "page_views")
+    by_page = {page: dict(zip(g["start_ms"], g["page_views"], strict=True))
+               for page, g in views.groupby("page")}
+    checkout, orders = by_page.get("checkout", {}), by_page.get("confirmation", {})
+    out["orders per checkout"] = [Point(t, orders.get(t, 0), checkout.get(t, 0))
+                                  for t in range(start, end, WINDOW_MS)]
+    for page, counts in sorted(by_page.items()):
+        out[f"{page} page views"] = dense([Point(t, c) for t, c in counts.items()],
+                                          WINDOW_MS, start, end)
+    campaigns = snap.frame("campaign_events")
+    for key, label in (("utm_source", "events from source"),
+                       ("utm_campaign", "events of campaign")):
+        per = _windows(campaigns, [key], "events")
+        for name, g in per.groupby(key):
+            out[f"{label} {name}"] = dense(
+                [Point(t, c) for t, c in zip(g["start_ms"], g["events"], strict=True)],
+                WINDOW_MS, start, end)
+    return out
+
+
+def alerts(snap: Snapshot, rule: Rule = RULE) -> list[Alert]:
+    """The latest flagged window of each metric, the most recent first. The window still
+    filling (the last one) is left out: its count is partial, a drop by construction."""
+    last = int(snap.end.timestamp() * 1000) // WINDOW_MS * WINDOW_MS
+    out = []
+    for metric, points in series(snap).items():
+        flags = [f for f in detect([p for p in points if p.start_ms < last], rule)]
+        if flags:
+            out.append(Alert(metric, flags[-1]))
+    return sorted(out, key=lambda a: (-a.flag.start_ms, a.metric))
