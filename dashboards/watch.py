@@ -24,6 +24,9 @@ from shared.detect import Flag, Point, Rule, dense, detect
 WINDOW_MS = 5 * 60_000
 TABLES = ("time_agg", "campaign_events")
 RULE = Rule()
+#: a window is complete this long after its end: the streaming job writes a minute's last
+#: events a trigger or two later (5 s each by default)
+GRACE_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,17 @@ def _windows(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
 
 def series(snap: Snapshot) -> dict[str, list[Point]]:
     """metric label -> its points, one per 5-minute window of the range (zeros included)."""
-    start = int(snap.start.timestamp() * 1000) // WINDOW_MS * WINDOW_MS
+    views = _windows(snap.frame("time_agg"), ["page"], "page_views")
+    campaigns = snap.frame("campaign_events")
+    per = {key: _windows(campaigns, [key], "events") for key in ("utm_source", "utm_campaign")}
+    # the series start where the data does: the windows of the range before the first
+    # event are no history (as zeros they made every window a spike)
+    firsts = [df["start_ms"].min() for df in (views, *per.values()) if len(df)]
+    if not firsts:
+        return {}
+    start = max(int(snap.start.timestamp() * 1000) // WINDOW_MS * WINDOW_MS, min(firsts))
     end = int(snap.end.timestamp() * 1000)
     out: dict[str, list[Point]] = {}
-    views = _windows(snap.frame("time_agg"), ["page"], "page_views")
     by_page = {page: dict(zip(g["start_ms"], g["page_views"], strict=True))
                for page, g in views.groupby("page")}
     checkout, orders = by_page.get("checkout", {}), by_page.get("confirmation", {})
@@ -56,11 +66,9 @@ def series(snap: Snapshot) -> dict[str, list[Point]]:
     for page, counts in sorted(by_page.items()):
         out[f"{page} page views"] = dense([Point(t, c) for t, c in counts.items()],
                                           WINDOW_MS, start, end)
-    campaigns = snap.frame("campaign_events")
     for key, label in (("utm_source", "events from source"),
                        ("utm_campaign", "events of campaign")):
-        per = _windows(campaigns, [key], "events")
-        for name, g in per.groupby(key):
+        for name, g in per[key].groupby(key):
             out[f"{label} {name}"] = dense(
                 [Point(t, c) for t, c in zip(g["start_ms"], g["events"], strict=True)],
                 WINDOW_MS, start, end)
@@ -68,12 +76,16 @@ def series(snap: Snapshot) -> dict[str, list[Point]]:
 
 
 def alerts(snap: Snapshot, rule: Rule = RULE) -> list[Alert]:
-    """The latest flagged window of each metric, the most recent first. The window still
-    filling (the last one) is left out: its count is partial, a drop by construction."""
-    last = int(snap.end.timestamp() * 1000) // WINDOW_MS * WINDOW_MS
+    """The metrics whose latest complete window is flagged, judged against the `lookback`
+    windows before it only. The window still filling (until `GRACE_MS` after its end) is
+    left out: its count is partial, a drop by construction. And over a longer span the
+    detector, which keeps flagged windows out of its baseline, would lock on a slow trend
+    (a morning's growth) and flag every later window."""
+    current = (int(snap.end.timestamp() * 1000) - GRACE_MS) // WINDOW_MS * WINDOW_MS
     out = []
     for metric, points in series(snap).items():
-        flags = [f for f in detect([p for p in points if p.start_ms < last], rule)]
-        if flags:
+        complete = [p for p in points if p.start_ms < current][-(rule.lookback + 1):]
+        flags = detect(complete, rule)
+        if flags and flags[-1].start_ms == complete[-1].start_ms:
             out.append(Alert(metric, flags[-1]))
-    return sorted(out, key=lambda a: (-a.flag.start_ms, a.metric))
+    return sorted(out, key=lambda a: a.metric)

@@ -261,8 +261,8 @@ def test_dashboard_watch_flags_orders_stopping_and_stays_quiet_on_steady_traffic
     flagged = watch.alerts(snap)
     assert [(a.metric, a.flag.kind) for a in flagged] == [
         ("confirmation page views", "drop"), ("orders per checkout", "drop")]
-    # the last window before the range's end (which is on a 5-minute boundary here)
-    assert flagged[0].flag.start_ms == int((NOW - dt.timedelta(minutes=5)).timestamp() * 1000)
+    # the latest complete window: the one that ended at NOW is still within its grace
+    assert flagged[0].flag.start_ms == int((NOW - dt.timedelta(minutes=10)).timestamp() * 1000)
     orders = {a.metric: a.flag for a in flagged}["orders per checkout"]
     assert (orders.value, orders.baseline) == (0, 5 / 10)  # 5 orders per 10 checkouts before
     steady = FakeReader(**_time_agg(None)).snapshot("stream", "1 hour", watch.TABLES)
