@@ -18,7 +18,6 @@ from services.simulator import malformed
 from services.simulator.malformed import MALFORMED
 from shared.events import FIELDS, Kind
 
-
 # '.mmmZ' for each millisecond: a table look-up instead of a format spec per timestamp
 _MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 _SECONDS_CACHED = 8192
