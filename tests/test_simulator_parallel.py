@@ -56,7 +56,10 @@ def test_simulate_workers_with_scenarios_and_a_mid_minute_start():
     assert simulate(config, 30_000, 2, start) == one
 
 
-def test_simulate_workers_default_chunks_match_and_cut_mid_minute():
-    config = SimConfig(seed=7, noise=NOISY)
-    for n in (0, 1, 4_321):
+@pytest.mark.parametrize("noise", [Noise(), Noise(late_rate=0.2, duplicate_rate=0.1), NOISY],
+                         ids=["clean", "late-no-shuffle", "noisy"])
+def test_simulate_workers_default_chunks_match_and_cut_mid_minute(noise):
+    # without the shuffle, most minutes are written as the worker's blob, unsplit
+    config = SimConfig(seed=7, noise=noise)
+    for n in (0, 1, 4_321, 30_007):
         assert simulate(config, n, 2) == simulate(config, n, 1)

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import random
 import signal
+from array import array
 from collections import deque
 from itertools import count
 from operator import itemgetter
@@ -57,9 +58,10 @@ def _worker_init() -> None:
     signals.die_with_parent()
 
 
-def _chunk(first_block: int) -> list[tuple[int, list[int], list[bytes]]]:
-    """(delivery minute, sent_at of each line, lines) for the rows of the blocks of the chunk
-    starting at `first_block`, minute after minute, each share stably sorted."""
+def _chunk(first_block: int) -> list[tuple[int, array, bytes]]:
+    """(delivery minute, sent_at of each line, the lines) for the rows of the blocks of the
+    chunk starting at `first_block`, minute after minute, each share stably sorted. The
+    lines come as one newline-terminated blob: the parent mostly writes it as it is."""
     by_minute: dict[int, list] = {}
     for block in range(first_block, first_block + _blocks_per_chunk):
         for row in _sim.block_rows(block, _not_before):
@@ -74,15 +76,20 @@ def _chunk(first_block: int) -> list[tuple[int, list[int], list[bytes]]]:
     for minute in sorted(by_minute):
         rows = by_minute[minute]
         rows.sort(key=itemgetter(SENT))
-        out.append((minute, [r[SENT] for r in rows], [encode(r) for r in rows]))
+        blob = b"\n".join([encode(r) for r in rows]) + b"\n"
+        out.append((minute, array("q", [r[SENT] for r in rows]), blob))
     return out
 
 
-def _final_lines(shares: list[tuple[list[int], list[bytes]]]) -> list[bytes]:
+def _lines(blob: bytes) -> list[bytes]:
+    return blob.split(b"\n")[:-1]  # no payload holds a newline (JSON, or cut JSON, or HTML)
+
+
+def _final_lines(shares: list[tuple[array, bytes]]) -> list[bytes]:
     """One bucket's lines from the shares of successive chunks (in chunk order)."""
     if len(shares) == 1:
-        return shares[0][1]
-    pairs = [pair for sents, lines in shares for pair in zip(sents, lines, strict=True)]
+        return _lines(shares[0][1])
+    pairs = [pair for sents, blob in shares for pair in zip(sents, _lines(blob), strict=True)]
     pairs.sort(key=itemgetter(0))  # stable: ties stay in generation order
     return [line for _, line in pairs]
 
@@ -110,13 +117,17 @@ def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: 
         while written < n_events:
             chunk = in_flight.popleft().get()
             in_flight.append(pool.apply_async(_chunk, (next(starts),)))
-            for minute, sents, lines in chunk:
-                pending.setdefault(minute, []).append((sents, lines))
+            for minute, sents, blob in chunk:
+                pending.setdefault(minute, []).append((sents, blob))
             # no later chunk delivers before its own first minute: the buckets before are final
             final_before = next_minute + _blocks_per_chunk
             for minute in range(next_minute, final_before):
                 shares = pending.pop(minute, None)
                 if not shares or written >= n_events:
+                    continue
+                if len(shares) == 1 and not ooo and len(shares[0][0]) <= n_events - written:
+                    out.write(shares[0][1])  # the common case: as the worker wrote it
+                    written += len(shares[0][0])
                     continue
                 lines = _final_lines(shares)
                 if ooo:
