@@ -19,8 +19,12 @@ NOISY = Noise(late_rate=0.2, late_median_s=600.0, out_of_order_rate=0.2, duplica
 
 
 def simulate(config: SimConfig, n: int, workers: int, start: int = START) -> bytes:
+    """One process's bytes (`workers` 1), or the pool's, even for a few events."""
     out = io.BytesIO()
-    assert run_simulate(config, start, n, out, workers) == n
+    if workers == 1:
+        assert run_simulate(config, start, n, out, 1) == n
+    else:
+        assert parallel.run_simulate_parallel(config, start, n, out, workers) == n
     return out.getvalue()
 
 
@@ -48,6 +52,17 @@ def test_simulate_workers_keep_late_rows_hours_behind(one_minute_chunks):
     assert simulate(config, 20_000, 2) == one
 
 
+def test_simulate_takes_the_pool_from_a_chunks_worth_of_events(monkeypatch):
+    calls = []
+    monkeypatch.setattr(parallel, "run_simulate_parallel",
+                        lambda *args: calls.append(args[-1]) or args[2])
+    run_simulate(SimConfig(seed=1), START, parallel.CHUNK_ROWS - 1, io.BytesIO(), 2)
+    assert calls == []  # starting the pool would cost more than it saves
+    run_simulate(SimConfig(seed=1), START, parallel.CHUNK_ROWS, io.BytesIO(), 2)
+    run_simulate(SimConfig(seed=1), START, parallel.CHUNK_ROWS, io.BytesIO(), 1)
+    assert calls == [2]
+
+
 def test_simulate_workers_with_scenarios_and_a_mid_minute_start():
     start = START + 37_123  # sessions before the start within its minute are dropped
     requests = [parse_scenario(s) for s in ("bot-burst@+5m+20m", "checkout-outage@+10m+30m")]
@@ -61,5 +76,5 @@ def test_simulate_workers_with_scenarios_and_a_mid_minute_start():
 def test_simulate_workers_default_chunks_match_and_cut_mid_minute(noise):
     # without the shuffle, most minutes are written as the worker's blob, unsplit
     config = SimConfig(seed=7, noise=noise)
-    for n in (0, 1, 4_321, 30_007):
+    for n in (0, 1, 4_321, 30_007, 61_234):
         assert simulate(config, n, 2) == simulate(config, n, 1)
