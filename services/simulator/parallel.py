@@ -28,6 +28,7 @@ from operator import itemgetter
 from typing import BinaryIO
 
 from services.simulator.delivery import BLOCK_MS
+from services.simulator.malformed import MALFORMED
 from services.simulator.model import SimConfig, Simulator
 from services.simulator.noise import shuffle_some
 from services.simulator.rows import SENT
@@ -71,12 +72,13 @@ def _chunk(first_block: int) -> list[tuple[int, array, bytes]]:
                 by_minute[minute] = [row]
             else:
                 share.append(row)
-    encode = _encode
+    encode, event = _encode, _encode.event  # the event encoder without the marker test
     out = []
     for minute in sorted(by_minute):
         rows = by_minute[minute]
         rows.sort(key=itemgetter(SENT))
-        blob = b"\n".join([encode(r) for r in rows]) + b"\n"
+        lines = [event(r) if r[0] is not MALFORMED else encode(r) for r in rows]
+        blob = b"\n".join(lines) + b"\n"
         out.append((minute, array("q", [r[SENT] for r in rows]), blob))
     return out
 

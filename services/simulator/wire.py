@@ -71,10 +71,10 @@ class RowEncoder:
 
     def __init__(self):
         fmt = TimestampFormatter()
-        self._encode = _compile_wire(fmt, orjson.dumps)
+        self.event = _compile_wire(fmt, orjson.dumps)  # an event row (not a marker) -> bytes
         self.to_wire = _compile_wire(fmt)
 
     def __call__(self, row: tuple) -> bytes:
         if row[0] is MALFORMED:
             return malformed.payload(row, self.to_wire)
-        return self._encode(row)
+        return self.event(row)
