@@ -7,7 +7,7 @@ import time
 
 import click
 
-from services.producer.run import density, run_produce
+from services.producer.run import DEFAULT_SENDERS, density, run_produce
 from services.simulator.options import make_config, model_options
 from shared.cli import Command, parse_time
 from shared.errors import ClickstreamError
@@ -29,8 +29,12 @@ from shared.settings import get_settings
               show_default=True, help="Seconds between progress lines.")
 @click.option("--feeder/--no-feeder", default=True, show_default=True,
               help="Simulate and encode in a separate process.")
+@click.option("--senders", type=click.IntRange(1), default=DEFAULT_SENDERS,
+              show_default=True,
+              help="Sender processes, each with its own producer and a share of the topic's "
+                   "partitions (a session's events keep their order).")
 @model_options
-def produce(rate, speed, duration, count, seed, start, report_every, feeder, model):
+def produce(rate, speed, duration, count, seed, start, report_every, feeder, senders, model):
     """Send simulated events to Kafka (topic and brokers from the settings).
 
     One long-lived producer keyed by session id, lz4-compressed batches, acks=all with
@@ -41,6 +45,7 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, mod
     Example:
 
         clickstream produce --rate 2000 --speed 60 --duration 120 --seed 7
+        clickstream produce --rate 0 --count 1000000 --senders 2
     """
     for name, value in (("--rate", rate), ("--duration", duration), ("--count", count)):
         if value is not None and value < 0:
@@ -55,7 +60,7 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, mod
     click.echo(f"producing to {settings.kafka_topic} at {settings.bootstrap_servers} "
                f"(seed {seed}, rate {rate:g}/s, speed {speed:g}x)", err=True)
     run_produce(settings, config, start_ms, rate=rate, speed=speed, duration=duration,
-                count=count, report_every=report_every, feeder=feeder)
+                count=count, report_every=report_every, feeder=feeder, senders=senders)
 
 
 COMMANDS = [produce]

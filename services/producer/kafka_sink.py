@@ -170,6 +170,29 @@ class KafkaSink:
         finally:
             self.counts.sent += n
 
+    @property
+    def partitions(self) -> list[int]:
+        """The topic's partition ids, sorted."""
+        return sorted(self._producer.partitions_for(self.topic) or ())
+
+    def send_partitioned(self, records) -> None:
+        """Send (key, value, partition) triples: the partition chosen by the caller (a
+        sender process that owns it, see `senders.py`)."""
+        send = self._producer.send
+        topic = self.topic
+        ok, err = self._on_ok, self._on_err
+        n = 0
+        try:
+            for key, value, p in records:
+                send(topic, value=value, key=key, partition=p).add_callback(ok).add_errback(err)
+                n += 1
+        except KafkaTimeoutError as e:
+            self._err(e)
+            n += 1
+            raise
+        finally:
+            self.counts.sent += n
+
     def flush(self, timeout: float | None = 30.0) -> None:
         try:
             self._producer.flush(timeout=timeout)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from services.simulator.options import make_config, model_options
+from services.simulator.parallel import default_workers
 from services.simulator.run import run_profile, run_simulate
 from shared.cli import DEFAULT_START, Command, parse_time
 from shared.errors import ClickstreamError
@@ -23,8 +24,12 @@ from shared.errors import ClickstreamError
               help="Simulated start time (ISO-8601, UTC).")
 @click.option("--events-per-second", type=click.FloatRange(0.001, None), default=20.0,
               show_default=True, help="Mean traffic in simulated time (weekly average).")
+@click.option("--workers", type=click.IntRange(1), default=default_workers(),
+              show_default="the CPU count",
+              help="Processes simulating in parallel; the output is the same bytes. "
+                   "1: one process, no pool.")
 @model_options
-def simulate(seed, n_events, out, start, events_per_second, model):
+def simulate(seed, n_events, out, start, events_per_second, workers, model):
     """Write simulated events as JSON lines, in delivery order. No Kafka needed.
 
     The same seed and options give the same bytes. Malformed-payload noise, when
@@ -34,15 +39,16 @@ def simulate(seed, n_events, out, start, events_per_second, model):
 
         clickstream simulate --seed 42 --events 1000 --out events.jsonl
         clickstream simulate --seed 42 --events 50000 --scenario checkout-outage@+1h+30m
+        clickstream simulate --seed 42 --events 1000000 --workers 2 > events.jsonl
     """
     start_ms = parse_time(start)
     config = make_config(seed, events_per_second, model, start_ms)
     if out is None:
-        run_simulate(config, start_ms, n_events, sys.stdout.buffer)
+        run_simulate(config, start_ms, n_events, sys.stdout.buffer, workers)
         return
     try:
         with open(out, "wb") as f:
-            run_simulate(config, start_ms, n_events, f)
+            run_simulate(config, start_ms, n_events, f, workers)
     except OSError as e:
         raise ClickstreamError(f"cannot write {out}: {e.strerror}") from None
 

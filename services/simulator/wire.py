@@ -18,6 +18,10 @@ from services.simulator import malformed
 from services.simulator.malformed import MALFORMED
 from shared.events import FIELDS, Kind
 
+# '.mmmZ' for each millisecond: a table look-up instead of a format spec per timestamp
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
+_SECONDS_CACHED = 8192
+
 
 class TimestampFormatter:
     """Epoch ms -> 'YYYY-MM-DDTHH:MM:SS.mmmZ', caching the per-second prefix."""
@@ -27,29 +31,37 @@ class TimestampFormatter:
     def __init__(self):
         self._cache: dict[int, str] = {}
 
+    def prefix(self, secs: int) -> str:
+        """'YYYY-MM-DDTHH:MM:SS' of epoch second `secs`, cached."""
+        if len(self._cache) > _SECONDS_CACHED:
+            self._cache.clear()
+        text = self._cache[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        return text
+
     def __call__(self, ms: int) -> str:
-        secs, frac = divmod(ms, 1000)
-        prefix = self._cache.get(secs)
-        if prefix is None:
-            if len(self._cache) > 8192:
-                self._cache.clear()
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-            self._cache[secs] = prefix
-        return f"{prefix}.{frac:03d}Z"
+        secs = ms // 1000
+        return (self._cache.get(secs) or self.prefix(secs)) + _MILLIS[ms - secs * 1000]
 
 
 def _compile_wire(fmt: TimestampFormatter, dumps=None):
     """row -> its JSON-ready dict (timestamps as ISO strings), or with `dumps`, -> the
-    bytes: one generated dict literal either way."""
+    bytes: one generated dict literal either way. The timestamp formatting is inlined
+    (a cache hit costs no call): it was 40% of the encoding."""
     names = ", ".join(f"a{i}" for i in range(len(FIELDS)))
-    items = []
+    lines, items = [], []
     for i, f in enumerate(FIELDS):
-        value = f"fmt(a{i})" if f.kind is Kind.TIMESTAMP else f"a{i}"
+        value = f"a{i}"
+        if f.kind is Kind.TIMESTAMP:
+            lines += [f"    s{i} = a{i} // 1000",
+                      f"    t{i} = (cached(s{i}) or prefix(s{i})) + MILLIS[a{i} - s{i} * 1000]"]
+            value = f"t{i}"
         items.append(f"{f.name!r}: {value}")
     literal = f"{{{', '.join(items)}}}"
     body = f"dumps({literal})" if dumps else literal
-    src = f"def encode_row(row):\n    ({names},) = row\n    return {body}\n"
-    namespace = {"fmt": fmt, "dumps": dumps}
+    src = "\n".join([f"def encode_row(row):\n    ({names},) = row", *lines,
+                     f"    return {body}\n"])
+    namespace = {"cached": fmt._cache.get, "prefix": fmt.prefix, "MILLIS": _MILLIS,
+                 "dumps": dumps}
     exec(compile(src, "<encode_row>", "exec"), namespace)
     return namespace["encode_row"]
 
@@ -59,10 +71,10 @@ class RowEncoder:
 
     def __init__(self):
         fmt = TimestampFormatter()
-        self._encode = _compile_wire(fmt, orjson.dumps)
+        self.event = _compile_wire(fmt, orjson.dumps)  # an event row (not a marker) -> bytes
         self.to_wire = _compile_wire(fmt)
 
     def __call__(self, row: tuple) -> bytes:
         if row[0] is MALFORMED:
             return malformed.payload(row, self.to_wire)
-        return self._encode(row)
+        return self.event(row)
