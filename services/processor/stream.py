@@ -498,6 +498,10 @@ def run_stream(settings: Settings, master: str | None = None,
                       or settings.data_dir / "checkpoints" / "processor")
     spark = build_session(settings, "clickstream-stream", master)
     configure_state(spark)
+    if not log.isEnabledFor(logging.INFO):
+        # a failed micro-batch (Cassandra gone) is reported below as one `error:` line;
+        # py4j would also log the foreachBatch's Python traceback at ERROR (-v shows it)
+        logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     ks = settings.cassandra_keyspace
     router = Router(cassandra_sink(ks),
                     second_level_seconds=settings.processor_second_level_seconds,
