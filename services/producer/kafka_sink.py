@@ -143,32 +143,24 @@ class KafkaSink:
         return self._partition_of
 
     def send_many(self, pairs) -> None:
-        send = self._producer.send
-        topic = self.topic
-        ok, err = self._on_ok, self._on_err
+        """Send (key, value) pairs, each to its key's partition (the client's partitioner,
+        or the cached table of the topic's partitions, see `_partition_table`)."""
         table = self._partition_table()
-        n = 0
-        try:
-            if table is None:
-                for key, value in pairs:
-                    send(topic, value=value, key=key).add_callback(ok).add_errback(err)
-                    n += 1
-                return
+        if table is None:
+            self.send_partitioned((key, value, None) for key, value in pairs)
+            return
+        parts = self._partitions
+        n_parts = len(parts)
+
+        def with_partition():
             get = table.get
-            parts = self._partitions
-            n_parts = len(parts)
             for key, value in pairs:
                 p = get(key)
                 if p is None:
                     p = table[key] = default_partition(key, parts, n_parts)
-                send(topic, value=value, key=key, partition=p).add_callback(ok).add_errback(err)
-                n += 1
-        except KafkaTimeoutError as e:
-            self._err(e)
-            n += 1
-            raise
-        finally:
-            self.counts.sent += n
+                yield key, value, p
+
+        self.send_partitioned(with_partition())
 
     @property
     def partitions(self) -> list[int]:
@@ -177,7 +169,7 @@ class KafkaSink:
 
     def send_partitioned(self, records) -> None:
         """Send (key, value, partition) triples: the partition chosen by the caller (a
-        sender process that owns it, see `senders.py`)."""
+        sender process that owns it, see `senders.py`; None: the client's partitioner)."""
         send = self._producer.send
         topic = self.topic
         ok, err = self._on_ok, self._on_err
