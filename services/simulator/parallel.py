@@ -12,7 +12,11 @@ generator over the whole stream, so the parent applies it, bucket after bucket, 
 encoded lines. No option needs a fallback.
 
 Chunks are submitted a few at a time (bounded memory, unlike `Pool.imap` over an endless
-stream), and the parent writes each bucket as soon as it is final.
+stream), and the parent writes each bucket as soon as it is final. The workers are a
+`ProcessPoolExecutor`, not a `multiprocessing.Pool`: `Pool.terminate()` with chunks still in
+flight can deadlock (a worker blocked writing its result into a full pipe holds the result
+queue's lock that `terminate` needs; seen in CI), while the executor's shutdown lets running
+chunks finish, drops queued ones and keeps reading results until the workers exit.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import random
 import signal
 from array import array
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from itertools import count
 from operator import itemgetter
 from typing import BinaryIO
@@ -112,13 +117,14 @@ def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: 
     pending: dict[int, list] = {}  # delivery minute -> shares received so far
     next_minute = first
     written = 0
-    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_init)
     try:
-        in_flight = deque(pool.apply_async(_chunk, (next(starts),))
+        in_flight = deque(pool.submit(_chunk, next(starts))
                           for _ in range(workers * IN_FLIGHT_PER_WORKER))
         while written < n_events:
-            chunk = in_flight.popleft().get()
-            in_flight.append(pool.apply_async(_chunk, (next(starts),)))
+            chunk = in_flight.popleft().result()
+            in_flight.append(pool.submit(_chunk, next(starts)))
             for minute, sents, blob in chunk:
                 pending.setdefault(minute, []).append((sents, blob))
             # no later chunk delivers before its own first minute: the buckets before are final
@@ -140,6 +146,5 @@ def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: 
             next_minute = final_before
         out.flush()
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
     return written
