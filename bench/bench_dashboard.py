@@ -88,8 +88,8 @@ def bokeh_render(spec, frame):
 
 def load(settings, days: int) -> tuple[int, float]:
     """`days` of demo traffic ending now into the _batch tables: (rows, seconds)."""
-    from dashboards import demo
     from shared.clients.cassandra import connect
+    from testing import dashboard_data as demo
 
     t0 = time.monotonic()
     end = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -1,4 +1,4 @@
-"""Serving the dashboard: optional demo seeding, then Panel's server in this process.
+"""Serving the dashboard: Panel's server in this process.
 
     run_dashboard(get_settings(), host="127.0.0.1", port=5006, refresh=5.0)
 
@@ -15,32 +15,6 @@ from shared.errors import ClickstreamError
 from shared.settings import Settings, env_var
 
 log = logging.getLogger(__name__)
-
-
-def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed: int = 7) -> int:
-    """Load the demo data set if (and only if) the tables are empty; rows written."""
-    from dashboards import demo
-    from shared.clients.cassandra import connect
-
-    try:
-        cluster, session = connect(settings, timeout=5)
-    except Exception as e:  # noqa: BLE001 - driver errors vary
-        raise ClickstreamError(
-            f"--seed-demo: Cassandra at {settings.cassandra_host}:{settings.cassandra_port} "
-            f"(CLICKSTREAM_CASSANDRA_HOST/PORT) does not answer ({type(e).__name__}); "
-            f"start it with `clickstream up --only cassandra`") from None
-    try:
-        ks = settings.cassandra_keyspace
-        if not demo.tables_empty(session, ks):
-            echo(f"tables in keyspace {ks} already hold data: demo data NOT loaded")
-            return 0
-        echo(f"tables in keyspace {ks} are empty: loading {hours:g} h of demo traffic "
-             f"(seed {seed}) into the stream and batch tables...")
-        n = demo.seed_demo(session, ks, seed=seed, hours=hours)
-        echo(f"demo data loaded: {n:,} rows")
-        return n
-    finally:
-        cluster.shutdown()
 
 
 def run_dashboard(settings: Settings, host: str | None = None, port: int | None = None,

@@ -3,6 +3,7 @@ read its output with deadlines, and find what it left running."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import subprocess
@@ -11,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import polars as pl
 import psutil
 
 from services.stack.stack import PORT_SETTINGS
+from shared import tables as tb
 from shared.clients.ports import is_listening
 from shared.settings import Settings, settings_env
 
@@ -158,3 +161,41 @@ def kill_tree(root: psutil.Process | int) -> None:
             pass
     psutil.wait_procs(procs, timeout=10)
 
+
+# ------------------------------------------------------- Cassandra tables vs the truth
+def read_table(settings, name: str) -> list[tuple]:
+    """Every row of a table (test-size data), Python-typed and sorted."""
+    from shared.clients.cassandra import connect
+
+    t = tb.table(name)
+    cluster, session = connect(settings, settings.cassandra_keyspace)
+    try:
+        rows = session.execute(f"SELECT {', '.join(t.column_names)} FROM {name}")
+        return normalise([tuple(r) for r in rows])
+    finally:
+        cluster.shutdown()
+
+
+def normalise(rows) -> list[tuple]:
+    out = []
+    for r in rows:
+        vals = []
+        for v in r:
+            if hasattr(v, "date") and type(v).__name__ == "Date":  # cassandra.util.Date
+                v = v.date()
+            if isinstance(v, dt.datetime):
+                v = v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+            vals.append(v)
+        out.append(tuple(vals))
+    return sorted(out, key=repr)
+
+
+def assert_tables_equal_truth(settings, expected: dict[str, pl.DataFrame], suffix: str):
+    bad = []
+    for t in tb.ANALYTICS:
+        got = read_table(settings, t.name + suffix)
+        want = normalise(expected[t.name].rows())
+        if got != want:
+            bad.append(f"{t.name}{suffix}: {len(got)} rows vs {len(want)} expected; e.g. "
+                       f"{sorted(set(got) ^ set(want), key=repr)[:2]}")
+    assert not bad, "\n".join(bad)

@@ -12,7 +12,6 @@ import uuid
 import polars as pl
 import pytest
 
-from dashboards import demo
 from dashboards.specs import SPECS, TABLE_TAB, TABS, format_kpis
 from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     ARTIFACTS,
@@ -29,6 +28,7 @@ from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
 )
 from services.stack.schema import apply_cassandra_schema
 from shared.clients.cassandra import connect
+from testing import dashboard_data as demo
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from dashboards import demo
 from integration_tests.backends import local_settings
 from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     ARTIFACTS,
@@ -28,6 +27,7 @@ from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
 )
 from services.stack.stack import LocalStack
 from shared.clients.cassandra import connect
+from testing import dashboard_data as demo
 
 CASSANDRA_RESTART_S = 240  # a cold JVM on a busy 2-core machine
 

@@ -4,7 +4,6 @@ SIGKILL mid-stream resumed from the checkpoint."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
@@ -14,7 +13,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from integration_tests.helpers import CLI, REPO, run_cli, settings_env
+from integration_tests.helpers import (
+    CLI,
+    REPO,
+    assert_tables_equal_truth,
+    read_table,
+    run_cli,
+    settings_env,
+)
 from shared import tables as tb
 from shared.events import FIELDS, Kind, encode
 from testing.truth import read_csv_days, truth
@@ -26,44 +32,6 @@ BAD = [b"{not json", b'{"event_id": "x1"}', b'{"schema_version": "one"}']
 
 
 # ------------------------------------------------------------------------------ helpers
-def read_table(settings, name: str) -> list[tuple]:
-    """Every row of a table (test-size data), Python-typed and sorted."""
-    from shared.clients.cassandra import connect
-
-    t = tb.table(name)
-    cluster, session = connect(settings, settings.cassandra_keyspace)
-    try:
-        rows = session.execute(f"SELECT {', '.join(t.column_names)} FROM {name}")
-        return normalise([tuple(r) for r in rows])
-    finally:
-        cluster.shutdown()
-
-
-def normalise(rows) -> list[tuple]:
-    out = []
-    for r in rows:
-        vals = []
-        for v in r:
-            if hasattr(v, "date") and type(v).__name__ == "Date":  # cassandra.util.Date
-                v = v.date()
-            if isinstance(v, dt.datetime):
-                v = v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
-            vals.append(v)
-        out.append(tuple(vals))
-    return sorted(out, key=repr)
-
-
-def assert_tables_equal_truth(settings, expected: dict[str, pl.DataFrame], suffix: str):
-    bad = []
-    for t in tb.ANALYTICS:
-        got = read_table(settings, t.name + suffix)
-        want = normalise(expected[t.name].rows())
-        if got != want:
-            bad.append(f"{t.name}{suffix}: {len(got)} rows vs {len(want)} expected; e.g. "
-                       f"{sorted(set(got) ^ set(want), key=repr)[:2]}")
-    assert not bad, "\n".join(bad)
-
-
 def to_events(df: pl.DataFrame) -> list[dict]:
     """Polars rows -> event dicts (timestamps as epoch ms), in delivery (sent_at) order."""
     ts = [f.name for f in FIELDS if f.kind is Kind.TIMESTAMP]

@@ -169,7 +169,8 @@ def _windowed(name: str, window_seconds: int, keys: tuple[tuple[str, str], ...],
 MIN, HOUR, DAY_S = 60, 3600, 86400
 TXT, BIG = "text", "bigint"
 
-# --- the ten tables of the original shop (meanings fixed by DESIGN.md section 5)
+# --- the ten tables of the original shop (their meanings: each table's description and the
+# README's table list)
 TIME_AGG = _windowed("time_agg", MIN, (("page", TXT),), (("page_views", BIG),),
                      "page views (action = view) per page per minute")
 CAMPAIGN_EVENTS = _windowed(

@@ -64,6 +64,13 @@ def rows_to_frame(rows: list[tuple]):
 
 def write_day(config: SimConfig, day_start_ms: int, path: Path, progress=None) -> int:
     """Write one day's events to `path` (atomically); returns the number of events."""
+    return write_range(config, day_start_ms, day_start_ms + DAY_MS, path, progress)
+
+
+def write_range(config: SimConfig, start_ms: int, end_ms: int, path: Path,
+                progress=None) -> int:
+    """Write the events with `start_ms <= timestamp < end_ms` to `path` as one CSV file
+    (atomically); returns the number of events."""
     import polars as pl
 
     sim = _simulator(config)
@@ -71,7 +78,7 @@ def write_day(config: SimConfig, day_start_ms: int, path: Path, progress=None) -
     n = 0
     with open(tmp, "wb") as f:
         first = True
-        for df in day_frames(sim, day_start_ms, day_start_ms + DAY_MS, CHUNK):
+        for df in day_frames(sim, start_ms, end_ms, CHUNK):
             # the same text, but Polars formats naive datetimes faster than UTC ones
             df.with_columns(pl.col(*_TIMESTAMPS).dt.replace_time_zone(None)).write_csv(
                 f, include_header=first, datetime_format=CSV_TIMESTAMP_FORMAT)

@@ -16,8 +16,9 @@ from shared.settings import get_settings
 @click.option("--refresh", type=float, default=None,
               help="Seconds between refreshes (default: CLICKSTREAM_DASHBOARD_REFRESH_SECONDS, 5).")
 @click.option("--seed-demo", is_flag=True,
-              help="If the tables are empty, first load 6 h of seeded demo traffic "
-                   "(stream and batch tables). Never done without this flag.")
+              help="If the tables are empty, first load 6 h of seeded demo traffic, "
+                   "aggregated by the batch job into the stream and batch tables. Never "
+                   "done without this flag.")
 @click.option("--scenario", "scenarios", type=ScenarioType(), multiple=True, metavar=GRAMMAR,
               help="Shade this scenario's window on the time charts (repeatable; the "
                    "grammar of `clickstream simulate --scenario`, +OFFSET from now).")
@@ -38,7 +39,8 @@ def dashboard(host, port, refresh, seed_demo, scenarios):
     import time
 
     from dashboards.charts import Mark
-    from dashboards.serve import run_dashboard, seed_demo_if_empty
+    from dashboards.serve import run_dashboard
+    from services.dashboard.demo_seed import seed_demo_if_empty
 
     settings = get_settings()
     now_ms = int(time.time() * 1000)

@@ -3,8 +3,8 @@
 Both runners use the same functions: the batch runner on a static read of the CSV days,
 the stream runner on the Kafka stream (after watermark and dedup).
 
-Shape (DESIGN.md section 6, layout D): `tag_rows` turns each event into up to one tagged
-row per aggregate -- (agg, window start/end, two key slots, metric slots) -- and `reduce`
+Shape (README, "The Spark job and the tables"): `tag_rows` turns each event into up to one
+tagged row per aggregate -- (agg, window start/end, two key slots, metric slots) -- and `reduce`
 folds all of them with ONE groupBy. Every metric is a sum, min, max or bit-or of a per-event
 contribution, so the groupBy holds final running totals (replay-safe upserts, no merge on
 read). `table_rows` projects one aggregate's rows onto its Cassandra table columns.
@@ -83,8 +83,8 @@ class Output:
     `present`: count columns of the table of which one at least is > 0 where the table's
     event happened. Aggregates are shared by tables (fewer rows through the groupBy), so a
     product-hour with views only is a row of the shared aggregate, but no row of
-    product_purchases: a table holds no all-zero rows (DESIGN.md section 5). Empty: every
-    row of the aggregate is a row of the table (its `where` already says so).
+    product_purchases: a table holds no all-zero rows (README, "No all-zero rows"). Empty:
+    every row of the aggregate is a row of the table (its `where` already says so).
 
     `attributes`: the aggregate whose keys are this aggregate's keys plus string columns of
     the table (the sessions' user, campaign, source, device): the greatest value of each

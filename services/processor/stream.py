@@ -1,5 +1,5 @@
 """The stream runner: Kafka -> parse once -> dedup within the watermark -> ONE stateful
-groupBy over tagged rows (DESIGN.md section 6, layout D) -> foreachBatch upserts.
+groupBy over tagged rows (`aggregates`) -> foreachBatch upserts.
 
     clickstream process --mode stream                      # local[*], settings' Kafka/Cassandra
     clickstream process --mode stream --master spark://127.0.0.1:7077 --trigger 5

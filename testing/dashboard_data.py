@@ -1,12 +1,13 @@
-"""A seeded demo data set: simulator events -> independent Polars aggregates -> Cassandra.
+"""Dashboard data for the browser tests and the bench, fast and exact: simulator events
+-> the independent Polars truth (`testing.truth`) -> Cassandra, written directly.
 
-Used by `clickstream dashboard --seed-demo` (only when the tables are empty, and only on
-request), by the browser tests and by the bench. The rows come from
-`testing.truth` (the processor's independent truth), not from this app, so the
-dashboard shows exactly what the pipeline would have written for these events.
+(`clickstream dashboard --seed-demo` makes its data with the real batch job instead:
+`services/dashboard/demo_seed.py`.) The frames are what the pipeline writes for these
+events (the truth tests pin that), so the dashboard's figures can be checked against an
+independent computation over the same events.
 
-    frames = demo_frames(seed=7, end=now, hours=6)
-    write_frames(session, "clickstream", frames, modes=("stream", "batch"))
+    events = demo_events(seed=7, start=now - dt.timedelta(hours=6), end=now)
+    write_frames(session, "clickstream", demo_frames(events), modes=("stream", "batch"))
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from collections import defaultdict
 
 import polars as pl
 
+from services.dashboard.demo_seed import DEMO_DUPLICATE_RATE, DEMO_EVENTS_PER_SECOND
 from shared import tables as tb
-
-DEMO_EVENTS_PER_SECOND = 3.0
-DEMO_DUPLICATE_RATE = 0.01
 
 
 def demo_events(seed: int, start: dt.datetime, end: dt.datetime,
@@ -96,25 +95,6 @@ def write_frames(session, keyspace: str, frames: dict[str, pl.DataFrame],
         if not ok:  # pragma: no cover - raise_on_first_error raises first
             raise result
     return written
-
-
-def tables_empty(session, keyspace: str) -> bool:
-    """True if no data_quality partition (stream or batch) of the last 7 days has a row."""
-    today = dt.datetime.now(dt.UTC).date()
-    for name in ("data_quality", "data_quality_batch"):
-        stmt = session.prepare(f"SELECT {tb.DAY} FROM {keyspace}.{name} WHERE {tb.DAY} = ? LIMIT 1")
-        for i in range(7):
-            if list(session.execute(stmt, (today - dt.timedelta(days=i),))):
-                return False
-    return True
-
-
-def seed_demo(session, keyspace: str, seed: int = 7, hours: float = 6.0,
-              now: dt.datetime | None = None) -> int:
-    """Write `hours` of demo traffic ending now into stream and batch tables; rows written."""
-    end = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
-    events = demo_events(seed, end - dt.timedelta(hours=hours), end)
-    return write_frames(session, keyspace, demo_frames(events, run_id=f"demo-{seed}"))
 
 
 def _ms(t: dt.datetime) -> int:
