@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 SCHEMA_VERSION = 1
+#: the versions this build reads; an event of any other goes to the dead letters, uncounted
+SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
 
 
 class Kind(Enum):
@@ -127,7 +129,8 @@ def parse_ts(text: str) -> int:
 #: every non-nullable field is present and not null, and these fields take one of these
 #: values. A broken rule's reason starts with the field's name.
 REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if not f.nullable)
-ALLOWED: dict[str, tuple[str, ...]] = {"page": PAGES, "action": ACTIONS}
+ALLOWED: dict[str, tuple] = {"schema_version": SCHEMA_VERSIONS, "page": PAGES,
+                             "action": ACTIONS}
 
 
 class InvalidEvent(ValueError):

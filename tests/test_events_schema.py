@@ -8,7 +8,7 @@ from shared import events
 from shared.events import FIELD_NAMES, FIELDS, InvalidEvent
 
 
-def _event(**over) -> dict:
+def event(**over) -> dict:
     base = {
         "schema_version": 1, "event_id": "e-1", "timestamp": 1_764_237_300_123,
         "sent_at": 1_764_237_300_500, "user_id": "u-1", "session_id": "s-1", "page": "product",
@@ -39,7 +39,7 @@ def test_events_parse_ts_rejects_other_formats(bad):
 
 
 def test_events_json_round_trip_keeps_every_field_in_order():
-    ev = _event()
+    ev = event()
     payload = events.encode(ev)
     assert payload.startswith(b'{"schema_version":1,"event_id":"e-1","timestamp":"2025-11-27T09:55')
     assert events.decode(payload) == ev
@@ -65,11 +65,11 @@ def test_events_decode_gives_a_reason_for_bad_payloads(payload, reason):
 ])
 def test_events_validate_names_the_problem(change, reason):
     with pytest.raises(InvalidEvent, match=reason):
-        events.validate(_event(**change))
+        events.validate(event(**change))
 
 
 def test_events_decode_rejects_a_bad_timestamp():
-    raw = events.encode(_event()).replace(b".123Z", b".123")
+    raw = events.encode(event()).replace(b".123Z", b".123")
     with pytest.raises(InvalidEvent, match="timestamp"):
         events.decode(raw)
 
@@ -98,7 +98,7 @@ def test_events_polars_schema_and_csv_header_match_fields():
 def test_events_polars_csv_round_trip_uses_the_wire_timestamp_format(tmp_path):
     import polars as pl
 
-    ev = _event()
+    ev = event()
     df = pl.DataFrame([ev], schema={**events.polars_schema(),
                                     "timestamp": pl.Int64, "sent_at": pl.Int64})
     df = df.with_columns(pl.col("timestamp", "sent_at").cast(pl.Datetime("ms", "UTC")))
@@ -111,18 +111,21 @@ def test_events_polars_csv_round_trip_uses_the_wire_timestamp_format(tmp_path):
     assert back.row(0, named=True)["timestamp"].isoformat() == "2025-11-27T09:55:00.123000+00:00"
 
 
-def _rule_breaks() -> list[tuple[str, object]]:
+def rule_breaks() -> list[tuple[str, object]]:
     """One event change per rule of events.REQUIRED / events.ALLOWED: (field, bad value)."""
     return ([(name, None) for name in events.REQUIRED]
-            + [(name, "no-such-" + name) for name in events.ALLOWED])
+            + [(name, max(values) + 1 if isinstance(values[0], int) else "no-such-" + name)
+               for name, values in events.ALLOWED.items()])
 
 
 def test_events_rules_are_the_non_nullable_fields_and_the_closed_vocabularies():
     assert events.REQUIRED == tuple(f.name for f in FIELDS if not f.nullable)
-    assert events.ALLOWED == {"page": events.PAGES, "action": events.ACTIONS}
+    assert events.ALLOWED == {"schema_version": (1,), "page": events.PAGES,
+                              "action": events.ACTIONS}
+    assert events.SCHEMA_VERSION in events.SCHEMA_VERSIONS  # the producer's is readable
 
 
-@pytest.mark.parametrize("name,bad", _rule_breaks())
+@pytest.mark.parametrize("name,bad", rule_breaks())
 def test_events_every_rule_is_kept_by_python_and_by_the_polars_reader(tmp_path, name, bad):
     """The Python validator and the CSV reader render the same rule list: each broken
     rule is an error naming its field in both."""
@@ -132,8 +135,8 @@ def test_events_every_rule_is_kept_by_python_and_by_the_polars_reader(tmp_path, 
     from testing.csv_reader import read_events
 
     with pytest.raises(InvalidEvent, match=name):
-        events.validate(_event(**{name: bad}))
-    ev = _event(**{name: bad})
+        events.validate(event(**{name: bad}))
+    ev = event(**{name: bad})
     schema = {**events.polars_schema(), "timestamp": pl.Int64, "sent_at": pl.Int64}
     df = pl.DataFrame([ev], schema=schema).with_columns(
         pl.col("timestamp", "sent_at").cast(pl.Datetime("ms", "UTC")))

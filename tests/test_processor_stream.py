@@ -5,6 +5,7 @@ letters, late drops counted, and the watermark-marker trick evicting state."""
 import datetime as dt
 
 import pytest
+from test_events_schema import event, rule_breaks
 from test_truth_handmade import normalise
 
 from services.processor import stream
@@ -210,3 +211,33 @@ def test_processor_stream_hung_or_failed_write_fails_the_micro_batch():
 
     with pytest.raises(ConnectionError, match="no host"):
         stream.Router(down)(batch, 1)
+
+
+def test_processor_parse_and_batch_check_keep_every_rule():
+    """The stream's parse and the batch job's check render the shared rule list (REQUIRED,
+    ALLOWED): an event breaking any one rule -- an unknown schema_version among them -- is
+    invalid with a reason naming its field, and the unbroken event is valid."""
+    import json
+
+    from services.processor.batch import invalid_rows_marked
+    from shared.events import FIELD_NAMES, FIELDS, Kind, format_ts
+
+    ts = {f.name for f in FIELDS if f.kind is Kind.TIMESTAMP}
+
+    def payload(ev: dict) -> str:  # the producer's JSON, with a null wherever a rule wants
+        return json.dumps({k: format_ts(v) if k in ts and v is not None else v
+                           for k, v in ev.items()})
+
+    breaks = rule_breaks()
+    payloads = [payload(event())] + [payload(event(**{name: bad})) for name, bad in breaks]
+    spark = local_session()
+    records = spark.createDataFrame(
+        [(p, 0, i, dt.datetime(2026, 1, 1), "t") for i, p in enumerate(payloads)], RECORD_SCHEMA)
+    parsed = stream.parse(records).orderBy("offset")
+    streamed = [r["reason"] for r in parsed.select("reason").collect()]
+    batch = [r["reason"] for r in
+             invalid_rows_marked(parsed.select("e.*").select(*FIELD_NAMES)).collect()]
+    for reasons in (streamed, batch):
+        assert reasons[0] is None
+        for (name, _), reason in zip(breaks, reasons[1:], strict=True):
+            assert reason is not None and name in reason, (name, reason)
