@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     spark_worker_webui_port: int = 8081
     spark_worker_cores: int = Field(1, ge=1)
     spark_worker_memory: str = "1g"
-    spark_shuffle_partitions: int = Field(4, ge=1)
+    spark_shuffle_partitions: int | None = Field(
+        None, ge=1, description="spark.sql.shuffle.partitions; default: the cores of a local "
+                                "master (local[N] -> N, local[*] -> this machine's), else 4")
     spark_driver_memory: str = "1g"
     spark_driver_host: str | None = Field(
         None, description="the address the job's executors reach its driver at (it binds "

@@ -1,5 +1,7 @@
 """Where the job's driver listens: loopback unless the master is on another machine."""
 
+import os
+
 import pytest
 
 from services.processor import session
@@ -48,3 +50,12 @@ def test_processor_driver_without_a_route_to_the_master_says_what_to_set(monkeyp
     monkeypatch.setattr(session.socket, "socket", lambda *a: FakeSocket(None, []))
     with pytest.raises(ClickstreamError, match="CLICKSTREAM_SPARK_DRIVER_HOST"):
         session.driver_host("spark://10.9.9.9:7077")
+
+
+@pytest.mark.parametrize("master,configured,expected", [
+    ("local[3]", None, 3), ("local[2, 4]", None, 2), ("local", None, 1),
+    ("local[*]", None, os.cpu_count()), ("spark://10.0.0.5:7077", None, 4),
+    ("local[3]", 7, 7), ("spark://10.0.0.5:7077", 16, 16),
+])
+def test_processor_shuffle_partitions_follow_a_local_masters_cores(master, configured, expected):
+    assert session.shuffle_partitions(master, configured) == expected

@@ -30,8 +30,9 @@ def _date(ctx, param, value):
               help="Spark master: local[*] (default from CLICKSTREAM_SPARK_MASTER), "
                    "local[2], spark://host:7077 for a standalone cluster.")
 @click.option("--shuffle-partitions", type=click.IntRange(1), default=None,
-              help="spark.sql.shuffle.partitions (default CLICKSTREAM_SPARK_SHUFFLE_PARTITIONS; "
-                   "about 2x the cores).")
+              help="spark.sql.shuffle.partitions (default CLICKSTREAM_SPARK_SHUFFLE_PARTITIONS, "
+                   "else the cores of a local master, 4 on a cluster). A streaming query "
+                   "keeps the number its checkpoint was started with.")
 @click.option("--input", "input_", default=None,
               help="batch: a folder of CSV days, one CSV file or a glob.")
 @click.option("--from", "day_from", callback=_date, help="batch: first day (YYYY-MM-DD).")

