@@ -17,19 +17,23 @@ from collections import defaultdict
 
 import polars as pl
 
-from services.dashboard.demo_seed import DEMO_DUPLICATE_RATE, DEMO_EVENTS_PER_SECOND
+from services.dashboard.demo_seed import demo_config
 from shared import tables as tb
 
 
 def demo_events(seed: int, start: dt.datetime, end: dt.datetime,
-                events_per_second: float = DEMO_EVENTS_PER_SECOND,
-                duplicate_rate: float = DEMO_DUPLICATE_RATE) -> pl.DataFrame:
-    """Simulated events with start <= timestamp < end (duplicates included) as a frame."""
-    from services.batch_generator.csv_days import rows_to_frame
-    from services.simulator.model import Noise, SimConfig, Simulator
+                events_per_second: float | None = None) -> pl.DataFrame:
+    """The demo data set's events (`demo_seed.demo_config`, optionally at another rate)
+    with start <= timestamp < end, duplicates included, as a frame."""
+    from dataclasses import replace
 
-    sim = Simulator(SimConfig(seed=seed, events_per_second=events_per_second,
-                              noise=Noise(duplicate_rate=duplicate_rate)))
+    from services.batch_generator.csv_days import rows_to_frame
+    from services.simulator.model import Simulator
+
+    config = demo_config(seed)
+    if events_per_second is not None:
+        config = replace(config, events_per_second=events_per_second)
+    sim = Simulator(config)
     rows = [r for chunk in sim.rows_by_event_time(_ms(start), _ms(end)) for r in chunk]
     return rows_to_frame(rows)
 

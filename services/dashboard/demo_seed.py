@@ -55,8 +55,9 @@ def seed_demo(settings: Settings, seed: int = 7, hours: float = 6.0,
         path = Path(tmp) / "demo-events.csv"
         if not write_range(demo_config(seed), start_ms, end_ms, path):
             raise ClickstreamError(f"--seed-demo: no events in the last {hours:g} h")
-        result = run_batch(settings, path, master=master, into=("stream", "batch"))
-    return 2 * sum(result.rows_written.values())
+        into = ("stream", "batch")
+        result = run_batch(settings, path, master=master, into=into)
+    return len(into) * sum(result.rows_written.values())
 
 
 def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed: int = 7,
