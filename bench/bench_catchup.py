@@ -116,10 +116,7 @@ def job(spark, settings: Settings, n: int, max_offsets: int) -> tuple[float, flo
     from services.processor import stream
 
     _fresh_keyspace(settings)
-    ks = settings.cassandra_keyspace
-    router = stream.Router(stream.cassandra_sink(ks),
-                           second_level_seconds=settings.processor_second_level_seconds,
-                           read_sessions=stream.cassandra_sessions_reader(spark, ks))
+    router = stream.cassandra_router(spark, settings)
     with _checkpoint_dir("catchup-") as tmp:
         c0 = _jvm_cpu()
         t0 = time.monotonic()
@@ -136,6 +133,7 @@ def job(spark, settings: Settings, n: int, max_offsets: int) -> tuple[float, flo
                                                        "numRowsRemoved", "commitTimeMs")}
                               for op in p.get("stateOperators", [])]}
                    for p in q.recentProgress]
+    router.sink.close()
     assert sum(b["rows"] for b in batches) == n
     return n / seconds, n / cpu, batches
 
@@ -169,12 +167,11 @@ def tiny(spark, settings: Settings, batches: int = 8, per_batch: int = 10) -> di
 
     topic = f"bench-tiny-{uuid.uuid4().hex[:8]}"
     ensure_topic(settings.bootstrap_servers, topic, 3, 1)
-    s = settings.model_copy(update={"kafka_topic": topic})
+    s = settings.model_copy(update={"kafka_topic": topic,
+                                    "processor_second_level_seconds": 3600})
     _fresh_keyspace(s)
-    ks = s.cassandra_keyspace
     payloads = _first_records(settings, batches * per_batch)
-    router = stream.Router(stream.cassandra_sink(ks), second_level_seconds=3600,
-                           read_sessions=stream.cassandra_sessions_reader(spark, ks))
+    router = stream.cassandra_router(spark, s)
     prod = KafkaProducer(bootstrap_servers=s.bootstrap_servers)
     with _checkpoint_dir("tiny-") as tmp:
         q = stream.start_query(stream.read_kafka(spark, s, 1000), router, Path(tmp) / "ckpt",
@@ -195,6 +192,7 @@ def tiny(spark, settings: Settings, batches: int = 8, per_batch: int = 10) -> di
         finally:
             q.stop()
             prod.close()
+            router.sink.close()
     with_rows = [p["durationMs"] for p in progress if p["numInputRows"]]
     full = [d["triggerExecution"] for d in with_rows]
     empty = [p["durationMs"]["triggerExecution"] for p in progress if not p["numInputRows"]]

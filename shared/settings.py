@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     processor_write_timeout_seconds: float = Field(
         300.0, gt=0, description="a micro-batch whose Cassandra writes take longer fails "
                                  "(the job exits, resumable), instead of waiting forever")
+    processor_local_rows: int = Field(
+        5000, ge=0, description="a micro-batch of at most this many updated rows is written "
+                                "from the driver with prepared CQL statements instead of one "
+                                "Spark job per table (0: always the Spark connector)")
     processor_second_level_seconds: float = Field(
         30.0, ge=0, description="refresh funnel_hourly/campaign_conversion at most this often "
                                 "(0: every micro-batch)")

@@ -231,8 +231,21 @@ class MemorySink:
         t = tb.table(name)
         rows = self.tables.setdefault(name, {})
         for r in df.collect():
-            d = r.asDict()
+            # PySpark gives naive local times; stored aware UTC, as `write_rows` gets them
+            d = {k: v.astimezone(dt.UTC) if isinstance(v, dt.datetime) else v
+                 for k, v in r.asDict().items()}
             rows[tuple(d[k] for k in t.primary_key)] = tuple(d[c] for c in t.column_names)
+
+    def write_rows(self, name: str, rows: list[dict]) -> None:
+        """A small micro-batch's rows, projected in Python (`Router(local_rows=...)`)."""
+        from shared import tables as tb
+
+        t = tb.table(name)
+        table = self.tables.setdefault(name, {})
+        for d in rows:
+            if set(d) != set(t.column_names):
+                raise ValueError(f"{name}: columns {sorted(d)} are not the table's")
+            table[tuple(d[k] for k in t.primary_key)] = tuple(d[c] for c in t.column_names)
 
     def rows(self, name: str) -> list[tuple]:
         return list(self.tables.get(name, {}).values())

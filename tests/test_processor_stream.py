@@ -25,11 +25,11 @@ WATERMARK = 600
 BAD = ["{not json", '{"event_id": "x"}', "[1, 2]"]
 
 
-def run_files(folder, checkpoint, sink, watermark=WATERMARK):
+def run_files(folder, checkpoint, sink, watermark=WATERMARK, **router_options):
     spark = local_session()
     records = spark.readStream.schema(RECORD_SCHEMA).option("maxFilesPerTrigger", 1).json(
         str(folder))
-    router = stream.Router(sink, read_sessions=sink.sessions_reader(spark))
+    router = stream.Router(sink, read_sessions=sink.sessions_reader(spark), **router_options)
     q = stream.start_query(records, router, checkpoint, None, watermark)
     try:
         q.processAllAvailable()

@@ -94,6 +94,9 @@ class Output:
     finish: Callable[[], dict[str, Column]] | None = None  # more columns, over the metrics
     present: tuple[str, ...] = ()
     attributes: str | None = None
+    #: `finish` for one row as a dict (timestamps as microseconds): the small micro-batch's
+    #: projection in Python (`local_rows`); a unit test pins it equal to `finish`
+    finish_py: Callable[[dict], dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,10 @@ def _finish_data_quality() -> dict[str, Column]:
     return {"duplicates": F.col("raw_events") - F.col("events")}
 
 
+def _finish_data_quality_py(r: dict) -> dict:
+    return {"duplicates": r["raw_events"] - r["events"]}
+
+
 def _finish_sessions() -> dict[str, Column]:
     bits = F.col("bits")
     pages = sum((bits.bitwiseAND(b) != 0).cast("int") for b in PAGE_BIT.values())
@@ -203,6 +210,19 @@ def _finish_sessions() -> dict[str, Column]:
         "bounced": pages == 1,
         "utm_campaign": F.coalesce("utm_campaign", F.lit(NONE)),
         "utm_source": F.coalesce("utm_source", F.lit(NONE)),
+    }
+
+
+def _finish_sessions_py(r: dict) -> dict:
+    bits = r["bits"]
+    pages = sum(1 for b in PAGE_BIT.values() if bits & b)
+    return {
+        "duration_ms": r["end_ts"] // 1000 - r["start_ts"] // 1000,  # unix_millis floors
+        "pages": pages,
+        **{k: bits & b != 0 for k, b in STAGE_BITS.items()},
+        "bounced": pages == 1,
+        "utm_campaign": NONE if r["utm_campaign"] is None else r["utm_campaign"],
+        "utm_source": NONE if r["utm_source"] is None else r["utm_source"],
     }
 
 
@@ -250,7 +270,8 @@ AGGREGATES: tuple[Aggregate, ...] = (
     # every received message (_deliveries) vs every distinct event (_event)
     Aggregate("quality_minute", 60, lambda: (F.col("_event") + F.col("_deliveries")) > 0, (),
               (Metric("raw_events", SUM, c("_deliveries")), Metric("events", SUM, c("_event"))),
-              (Output(W.DATA_QUALITY, ("raw_events", "events"), _finish_data_quality),)),
+              (Output(W.DATA_QUALITY, ("raw_events", "events"), _finish_data_quality,
+                      finish_py=_finish_data_quality_py),)),
     Aggregate("session_day", 86400, is_event, (("session_id", c("session_id")),),
               (Metric("start_ts", MIN_TS, c("timestamp")),
                Metric("end_ts", MAX_TS, c("timestamp")),
@@ -258,7 +279,8 @@ AGGREGATES: tuple[Aggregate, ...] = (
                Metric("revenue_cents", SUM, c("buy_cents")),
                Metric("bits", BITS, c("sbits"))),
               (Output(W.SESSIONS, ("start_ts", "end_ts", "events", "revenue_cents", "bits"),
-                      _finish_sessions, attributes="session_attrs"),)),
+                      _finish_sessions, attributes="session_attrs",
+                      finish_py=_finish_sessions_py),)),
     # A session's string attributes as keys (strings never enter a buffer, see SLOTS): one
     # row per distinct (session, user, campaign, source, device) -- exactly one for the
     # sessions a client writes, which stamps them on every event of a session. Both modes

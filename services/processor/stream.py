@@ -15,7 +15,8 @@ Steps (each a function below, so that tests can run them on a file source and a 
   tag       the shared aggregates' tagged rows + one row per dead record
   reduce    the shared ONE groupBy, update mode: state holds final running totals, so a
             replayed micro-batch rewrites identical rows (idempotent upserts)
-  sink      foreachBatch: route rows to their tables; dead rows to `dead_letter`; every
+  sink      foreachBatch: route rows to their tables (a small micro-batch from the driver,
+            a large one through the Spark connector); dead rows to `dead_letter`; every
             `processor_second_level_seconds`, refresh funnel_hourly / campaign_conversion
             from the sessions rows of the days touched
 
@@ -178,9 +179,11 @@ class Router:
     """foreachBatch body: route one micro-batch's updated rows to their tables.
 
     Per micro-batch: one small job counts the updated rows per aggregate (and collects the
-    days of the sessions touched), then only the tables with rows are written, concurrently
-    (each write is a small Spark job; their latency is what adds up). An empty micro-batch
-    writes nothing.
+    days of the sessions touched), then only the tables with rows are written. At most
+    `local_rows` updated rows (a live micro-batch): one scan job collects them and the sink
+    writes each table's rows with prepared CQL statements (`local_rows.py`); more (a
+    catch-up): one connector write per table, concurrently (each a small Spark job; their
+    latency is what adds up). An empty micro-batch writes nothing.
 
     The second level (funnel_hourly, campaign_conversion) is recomputed from the stored
     sessions rows of the touched days -- exact and replay-safe -- in a background thread, so
@@ -191,8 +194,11 @@ class Router:
 
     def __init__(self, sink: Sink, suffix: str = "", second_level_seconds: float = 0.0,
                  read_sessions: Callable[[list[dt.date]], DataFrame] | None = None,  # noqa: F821
-                 write_timeout: float = 300.0):
+                 write_timeout: float = 300.0, local_rows: int = 0):
         self.sink = sink
+        # a micro-batch of at most this many updated rows is written from the driver
+        # (`local_rows`), if the sink can (`write_rows`); 0: always one Spark job per table
+        self.local_rows = local_rows if hasattr(sink, "write_rows") else 0
         self.parallel_writes = 6
         self.write_timeout = write_timeout
         self.suffix = suffix
@@ -236,18 +242,21 @@ class Router:
             days = [d for r in summary for d in r["days"]]
             log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, sum(rows.values()),
                      time.monotonic() - t0)
-            jobs = [(name + self.suffix, df) for name, df in tables.items()
-                    if rows.get(ag.BY_TABLE[name][0].name)]
+            written = [name for name in tables if rows.get(ag.BY_TABLE[name][0].name)]
             invalid = rows.get("dead_letter", 0)
-            if invalid:
-                jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
-            self._write_all(jobs)
+            if 0 < sum(rows.values()) <= self.local_rows:
+                self._write_local(batch, written, invalid)
+            else:
+                jobs = [(name + self.suffix, tables[name]) for name in written]
+                if invalid:
+                    jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
+                self._write_all(jobs)
             self.invalid_by_batch[batch_id] = invalid
             self.dead_letters += invalid
             with self._lock:
                 self.pending_days.update(days)
-            log.info("micro-batch %d: %d tables written in %.1fs", batch_id, len(jobs),
-                     time.monotonic() - t0)
+            log.info("micro-batch %d: %d tables written in %.1fs", batch_id,
+                     len(written) + bool(invalid), time.monotonic() - t0)
             self._start_second_level()
             self.batches += 1
         finally:
@@ -263,6 +272,21 @@ class Router:
             first = sorted(ag.FIRST_LEVEL, key=lambda n: ag.BY_TABLE[n][1].attributes is None)
             self._built = {n: ag.projection(n) for n in first}
         return self._built
+
+    def _write_local(self, batch, written: list[str], invalid: int) -> None:
+        """A small micro-batch: one scan job collects its reduced rows, the tables' rows
+        are projected in Python and written by the sink's own CQL session."""
+        from services.processor import local_rows
+
+        t0 = time.monotonic()
+        reduced = local_rows.collect_reduced(batch)
+        t1 = time.monotonic()
+        for name in written:
+            self.sink.write_rows(name + self.suffix, local_rows.table_rows(reduced, name))
+        if invalid:
+            self.sink.write_rows(tb.DEAD_LETTER.name, local_rows.dead_letter_rows(reduced))
+        log.debug("%d reduced rows collected in %.2fs, written in %.2fs", len(reduced),
+                  t1 - t0, time.monotonic() - t1)
 
     def _write_all(self, jobs: list[tuple[str, DataFrame]]) -> None:  # noqa: F821
         """Write the tables concurrently; the first failure fails the micro-batch, and so
@@ -362,13 +386,45 @@ class Router:
         self._refresh_second_level()
 
 
-def cassandra_sink(keyspace: str) -> Sink:
-    from services.processor.batch import write_table
+class CassandraSink:
+    """Upserts a table's rows into the keyspace: a DataFrame through the Spark Cassandra
+    connector (one Spark job), or a small micro-batch's rows (dicts, `local_rows`) through
+    this process's own CQL session with a prepared INSERT per table. A failed or timed-out
+    statement raises, which fails the micro-batch (replayed at restart)."""
 
-    def sink(name: str, df) -> None:
-        write_table(df, keyspace, name)
+    def __init__(self, settings: Settings, keyspace: str | None = None, concurrency: int = 64):
+        self.settings = settings
+        self.keyspace = keyspace or settings.cassandra_keyspace
+        self.concurrency = concurrency
+        self._cluster = self._session = None
+        self._insert: dict[str, object] = {}
 
-    return sink
+    def __call__(self, name: str, df) -> None:
+        from services.processor.batch import write_table
+
+        write_table(df, self.keyspace, name)
+
+    def write_rows(self, name: str, rows: list[dict]) -> None:
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        if not rows:
+            return
+        if self._session is None:
+            from shared.clients.cassandra import connect
+
+            self._cluster, self._session = connect(self.settings, self.keyspace)
+        cols = tb.table(name).column_names
+        if name not in self._insert:
+            self._insert[name] = self._session.prepare(
+                f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})")
+        execute_concurrent_with_args(self._session, self._insert[name],
+                                     [[r[c] for c in cols] for r in rows],
+                                     concurrency=self.concurrency, raise_on_first_error=True)
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.shutdown()
+            self._cluster = self._session = None
 
 
 def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
@@ -380,6 +436,15 @@ def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
         return df.where(F.col("day").isin(*days))  # partition-key pushdown: no scan
 
     return read
+
+
+def cassandra_router(spark, settings: Settings) -> Router:
+    """The job's router: the settings' keyspace, the second level from its sessions."""
+    return Router(CassandraSink(settings),
+                  second_level_seconds=settings.processor_second_level_seconds,
+                  read_sessions=cassandra_sessions_reader(spark, settings.cassandra_keyspace),
+                  write_timeout=settings.processor_write_timeout_seconds,
+                  local_rows=settings.processor_local_rows)
 
 
 # --------------------------------------------------------------------------- quality
@@ -502,11 +567,7 @@ def run_stream(settings: Settings, master: str | None = None,
         # a failed micro-batch (Cassandra gone) is reported below as one `error:` line;
         # py4j would also log the foreachBatch's Python traceback at ERROR (-v shows it)
         logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
-    ks = settings.cassandra_keyspace
-    router = Router(cassandra_sink(ks),
-                    second_level_seconds=settings.processor_second_level_seconds,
-                    read_sessions=cassandra_sessions_reader(spark, ks),
-                    write_timeout=settings.processor_write_timeout_seconds)
+    router = cassandra_router(spark, settings)
     checkpoint.mkdir(parents=True, exist_ok=True)
     quality = QualityListener(cassandra_quality_writer(settings), router,
                               spool=checkpoint.parent / f"{checkpoint.name}.quality-pending")
@@ -548,6 +609,7 @@ def run_stream(settings: Settings, master: str | None = None,
     finally:
         try:
             quality.write.shutdown()
+            router.sink.close()
         finally:
             spark.stop()
 

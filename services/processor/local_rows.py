@@ -1,0 +1,116 @@
+"""A small micro-batch's table rows, projected in Python from its collected reduced rows.
+
+Why: through the Spark Cassandra connector, writing a micro-batch is one Spark job per
+table it touches (up to 13, plus the dead letters). For a micro-batch of a few updated rows
+those jobs were most of its time (README, "Benchmarks"): the stream runner instead collects
+the cached reduced rows (one scan job) and writes them from the driver with prepared
+statements (`CassandraSink.write_rows`).
+
+The projection is the same declaration as `aggregates.table_rows` -- the aggregate's keys,
+the Output's metrics, `present`, `attributes` and `finish` (its Python twin `finish_py`) --
+rendered for Python dicts instead of Spark Columns. A unit test
+(tests/test_processor_local_rows.py) pins that both give the same rows for every table.
+
+Timestamps travel as integer microseconds (Spark's `unix_micros`, exact and free of the
+Python process's time zone) and become aware UTC datetimes at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.processor import aggregates as ag
+from shared import tables as tb
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: the reduced rows' timestamp columns, collected as microseconds
+TS_COLUMNS = ("wstart", "wend", *ag.slot_names(ag.MIN_TS), *ag.slot_names(ag.MAX_TS))
+_CAST = {"bigint": int, "int": int, "boolean": bool, "text": str,
+         "timestamp": lambda us: EPOCH + dt.timedelta(microseconds=us),
+         "date": lambda d: d}
+
+
+def collect_reduced(batch) -> list[dict]:
+    """The reduced rows of a (cached) micro-batch as dicts, timestamps as microseconds."""
+    from pyspark.sql import functions as F
+
+    cols = [F.unix_micros(c).alias(c) if c in TS_COLUMNS else F.col(c) for c in ag.TAG_FIELDS]
+    return [r.asDict() for r in batch.select(*cols).collect()]
+
+
+def _day(us: int) -> dt.date:
+    return (EPOCH + dt.timedelta(microseconds=us)).date()
+
+
+def _typed(table: tb.Table, row: dict) -> dict:
+    out = {}
+    for c in table.column_names:
+        v = row[c]
+        out[c] = None if v is None else _CAST[table.cql_type(c)](v)
+    return out
+
+
+def _attributes(reduced: list[dict], a: ag.Aggregate, b: ag.Aggregate) -> dict:
+    """(wstart, keys of a) -> the greatest value of each extra key of b (None if absent)."""
+    n = len(a.keys)
+    extra = len(b.keys) - n
+    best: dict[tuple, list] = {}
+    for r in reduced:
+        if r["agg"] != b.name:
+            continue
+        cur = best.setdefault((r["wstart"], *(r[f"k{i}"] for i in range(n))), [None] * extra)
+        for i in range(extra):
+            v = r[f"k{n + i}"]
+            if v is not None and (cur[i] is None or v > cur[i]):
+                cur[i] = v
+    return best
+
+
+def table_rows(reduced: list[dict], name: str) -> list[dict]:
+    """The rows of table `name` (dicts with exactly its columns, typed for the CQL
+    driver) from a micro-batch's reduced rows: `aggregates.table_rows` in Python."""
+    a, out = ag.BY_TABLE[name]
+    table = out.table
+    slot_of = a.slot_of()
+    attrs, names = {}, []
+    if out.attributes:
+        b = ag.BY_NAME[out.attributes]
+        names = [k for k, _ in b.keys[len(a.keys):]]
+        attrs = _attributes(reduced, a, b)
+    rows = []
+    for r in reduced:
+        if r["agg"] != a.name:
+            continue
+        row = {tb.DAY: _day(r["wstart"])}
+        if table.time_column:
+            row[tb.WINDOW_START] = r["wstart"]
+        keys = [r[f"k{i}"] for i in range(len(a.keys))]
+        row.update(zip((k for k, _ in a.keys), keys, strict=True))
+        for m in out.metrics:
+            metric, _, column = m.partition(":")
+            row[column or metric] = r[slot_of[metric]]
+        if out.attributes:
+            found = attrs.get((r["wstart"], *keys), [None] * len(names))
+            row.update(zip(names, found, strict=True))
+        # Spark's greatest() skips nulls: a table holds no all-zero rows
+        if out.present and not max((row[p] for p in out.present if row[p] is not None),
+                                   default=0) > 0:
+            continue
+        if out.finish_py:
+            row.update(out.finish_py(row))
+        rows.append(_typed(table, row))
+    return rows
+
+
+def dead_letter_rows(reduced: list[dict]) -> list[dict]:
+    """The dead_letter rows: `stream.dead_letter_rows` in Python."""
+    rows = []
+    for r in reduced:
+        if r["agg"] != "dead_letter":
+            continue
+        rows.append(_typed(tb.DEAD_LETTER, {
+            tb.DAY: _day(r["wstart"]), "received_at": r["wstart"],
+            "source": None if r["k4"] is None else "kafka:" + r["k4"],
+            "kafka_partition": r["k0"], "kafka_offset": r["k1"], "reason": r["k3"],
+            "payload": r["k2"]}))
+    return rows

@@ -1,0 +1,109 @@
+"""A small micro-batch's rows projected in Python (`local_rows`, written from the driver)
+are exactly the Spark projection's (`aggregates.table_rows`, written by the connector), for
+every table; and a stream written only that way equals the Polars truth."""
+
+import pytest
+from test_processor_stream import BAD, WATERMARK, run_files
+from test_truth_handmade import normalise
+
+from services.processor import aggregates as ag
+from services.processor import local_rows, stream
+from shared import tables as tb
+from testing.spark import (
+    RECORD_SCHEMA,
+    MemorySink,
+    generate,
+    local_session,
+    make_event,
+    polars_events,
+    write_record_files,
+)
+from testing.truth import truth
+
+
+def mixed_attributes() -> list[dict]:
+    """One session whose events disagree on its attributes: the table takes the greatest
+    value of each (README, "The Spark job and the tables")."""
+    base = dict(session_id="s-mixed", page="homepage", action="view")
+    return [make_event("m1", "2026-03-01T23:00:00", **base, utm_campaign="b", utm_source="x"),
+            make_event("m2", "2026-03-01T23:01:00", **base, utm_campaign="a", utm_source=None,
+                       device_type="tablet", user_id="u9")]
+
+
+@pytest.fixture(scope="module")
+def reduced(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("local-rows")
+    events = generate(80, seed=11, span_hours=3.0) + mixed_attributes()
+    write_record_files(folder, [events + BAD])
+    spark = local_session()
+    frame = stream.build_query_frame(spark.read.schema(RECORD_SCHEMA).json(str(folder)),
+                                     WATERMARK).persist()
+    yield frame
+    frame.unpersist()
+
+
+@pytest.mark.parametrize("name", [*ag.FIRST_LEVEL, tb.DEAD_LETTER.name])
+def test_local_rows_equal_the_spark_projection(reduced, name):
+    spark_sink, local_sink = MemorySink(), MemorySink()
+    collected = local_rows.collect_reduced(reduced)
+    if name == tb.DEAD_LETTER.name:
+        spark_sink(name, stream.dead_letter_rows(reduced))
+        local_sink.write_rows(name, local_rows.dead_letter_rows(collected))
+    else:
+        spark_sink(name, ag.table_rows(reduced, name))
+        local_sink.write_rows(name, local_rows.table_rows(collected, name))
+    expected = normalise(spark_sink.rows(name))
+    assert expected, f"{name}: no rows to compare"
+    assert normalise(local_sink.rows(name)) == expected
+
+
+def test_local_rows_sessions_take_each_attributes_greatest_value(reduced):
+    rows = local_rows.table_rows(local_rows.collect_reduced(reduced), "sessions")
+    mixed = [r for r in rows if r["session_id"] == "s-mixed"]
+    assert len(mixed) == 1
+    assert {k: mixed[0][k] for k in ("user_id", "utm_campaign", "utm_source", "device_type")} == {
+        "user_id": "u9", "utm_campaign": "b", "utm_source": "x", "device_type": "tablet"}
+
+
+class CountingSink(MemorySink):
+    def __init__(self):
+        super().__init__()
+        self.frames, self.lists = [], []
+
+    def __call__(self, name, df):
+        self.frames.append(name)
+        super().__call__(name, df)
+
+    def write_rows(self, name, rows):
+        self.lists.append(name)
+        super().write_rows(name, rows)
+
+
+def test_local_rows_stream_written_from_the_driver_equals_polars_truth(tmp_path):
+    events = generate(120, seed=5, span_hours=3.0, late_ms=120_000)
+    n = len(events)
+    batches = [events[i * n // 4:(i + 1) * n // 4] for i in range(4)]
+    batches[2] = batches[2] + BAD
+    write_record_files(tmp_path / "in", batches)
+    sink = CountingSink()
+    router, _ = run_files(tmp_path / "in", tmp_path / "ckpt", sink, local_rows=10**9)
+    # every first-level table and the dead letters went through the driver's rows; only
+    # the second level (folded from the stored sessions) is a DataFrame
+    assert set(sink.lists) == {*ag.FIRST_LEVEL, tb.DEAD_LETTER.name}
+    assert set(sink.frames) == set(ag.SECOND_LEVEL)
+    expected = truth(polars_events(events))
+    for t in tb.ANALYTICS:
+        assert normalise(sink.rows(t.name)) == normalise(expected[t.name].rows()), t.name
+    assert router.dead_letters == len(BAD)
+
+
+def test_local_rows_failed_write_fails_the_micro_batch(reduced):
+    """A CQL write that fails (Cassandra gone) fails the micro-batch, as a connector write
+    does: the job exits loudly and the replay at restart writes the rows."""
+
+    class Down(MemorySink):
+        def write_rows(self, name, rows):
+            raise ConnectionError(f"{name}: no host")
+
+    with pytest.raises(ConnectionError, match="no host"):
+        stream.Router(Down(), local_rows=10**9)(reduced, 0)
