@@ -37,7 +37,14 @@ from functools import cached_property
 from services.simulator import world
 from services.simulator.delivery import BLOCK_MS, in_time_order
 from services.simulator.malformed import MALFORMED, event_row
-from services.simulator.noise import Noise, bot_ip, bot_session, perturb, shuffle_some
+from services.simulator.noise import (
+    Noise,
+    bot_ip,
+    bot_session,
+    perturb,
+    perturb_draws,
+    shuffle_some,
+)
 from services.simulator.rows import (
     PARTIAL_FIELDS,
     PARTIAL_TS,
@@ -257,6 +264,18 @@ class Simulator:
             extend_events(evs)
             add_session((*session_constants(sid, user, referrer, src.utm_source,
                                             src.utm_medium, src.utm_campaign), len(evs)))
+
+    def block_noise(self, block: int, n_rows: int) -> tuple[dict, set, dict]:
+        """The late delays, duplicate sends and malformed payloads of the `n_rows` rows of
+        `block` (`noise.perturb_draws`), for bulk builders: the noise `block_rows` adds to
+        the rows `block_columns` gives, in that order.
+
+        Without bot noise only: bots are whole rows, so a run with bots takes `block_rows`.
+        """
+        if self.bot_sessions_per_ms:
+            raise ValueError("block_noise does not draw bot sessions: use block_rows")
+        nrng = random.Random(f"{self.config.seed}:{block}:noise")
+        return perturb_draws(nrng, n_rows, self.config.noise)
 
     def _add_noise(self, block, start, rows, lo, hi, skipped) -> list:
         nrng = random.Random(f"{self.config.seed}:{block}:noise")

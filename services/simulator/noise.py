@@ -96,26 +96,49 @@ def bot_session(rng: random.Random, rows: list, sid: str, t0: int, cat, ip: str 
                                                              None), sent)
 
 
-def perturb(rng: random.Random, rows: list, noise: Noise) -> list:
-    """`rows` with late sends, duplicates and malformed markers (each row in turn draws
-    whether it is late, then sent twice, then followed by a malformed payload)."""
-    rand = rng.random
+def perturb_draws(rng: random.Random, n: int, noise: Noise) -> tuple[dict, set, dict]:
+    """The noise of `n` rows, drawn row after row: whether the row is late (then its extra
+    delay), then whether it is sent twice, then whether a malformed payload follows it (then
+    its kind). Returns {row: extra delay ms}, {rows sent twice}, {row: malformed kind}.
+
+    The one definition of these draws: `perturb` applies them to rows, and the CSV days to
+    their columns (`Simulator.block_noise`), so both hold the same noise.
+    """
+    rand, gauss = rng.random, rng.gauss
     late, late_mu = noise.late_rate, math.log(noise.late_median_s * 1000.0)
     dup, bad = noise.duplicate_rate, noise.malformed_rate
-    if not (late or dup or bad):
-        return rows
     kinds = malformed.KINDS
-    out = []
-    append = out.append
-    for row in rows:
+    delays, twice, broken = {}, set(), {}
+    for i in range(n):
         if late and rand() < late:
-            delay = int(math.exp(rng.gauss(late_mu, LATE_SIGMA)))
-            row = (*row[:SENT], row[TS] + min(delay, MAX_LATE_MS), *row[SENT + 1 :])
-        append(row)
+            delays[i] = min(int(math.exp(gauss(late_mu, LATE_SIGMA))), MAX_LATE_MS)
         if dup and rand() < dup:
-            append(row)
+            twice.add(i)
         if bad and rand() < bad:
-            append(malformed.marker(kinds[int(rand() * len(kinds))], row))
+            broken[i] = kinds[int(rand() * len(kinds))]
+    return delays, twice, broken
+
+
+def perturb(rng: random.Random, rows: list, noise: Noise) -> list:
+    """`rows` with late sends, duplicates and malformed markers (`perturb_draws`): a late
+    row's `sent_at` moves, a duplicate follows its row, a marker follows both."""
+    if not (noise.late_rate or noise.duplicate_rate or noise.malformed_rate):
+        return rows
+    delays, twice, broken = perturb_draws(rng, len(rows), noise)
+    out: list = []
+    done = 0
+    for i in sorted({*delays, *twice, *broken}):  # few rows: copy the clean runs between
+        out.extend(rows[done:i])
+        row = rows[i]
+        if i in delays:
+            row = (*row[:SENT], row[TS] + delays[i], *row[SENT + 1 :])
+        out.append(row)
+        if i in twice:
+            out.append(row)
+        if i in broken:
+            out.append(malformed.marker(broken[i], row))
+        done = i + 1
+    out.extend(rows[done:])
     return out
 
 
