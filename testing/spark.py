@@ -219,6 +219,14 @@ def write_record_files(folder, batches: list[list], topic: str = "clickstream",
         os.utime(path, (1_900_000_000 + i, 1_900_000_000 + i))
 
 
+def _naive_utc(v):
+    """Datetimes as naive UTC, whichever path wrote them: PySpark collects naive local
+    times, the driver's rows (`write_rows`) are aware UTC."""
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC).replace(tzinfo=None)
+    return v
+
+
 class MemorySink:
     """An upserting in-memory 'Cassandra': table -> primary key -> row (table column order)."""
 
@@ -231,9 +239,7 @@ class MemorySink:
         t = tb.table(name)
         rows = self.tables.setdefault(name, {})
         for r in df.collect():
-            # PySpark gives naive local times; stored aware UTC, as `write_rows` gets them
-            d = {k: v.astimezone(dt.UTC) if isinstance(v, dt.datetime) else v
-                 for k, v in r.asDict().items()}
+            d = {k: _naive_utc(v) for k, v in r.asDict().items()}
             rows[tuple(d[k] for k in t.primary_key)] = tuple(d[c] for c in t.column_names)
 
     def write_rows(self, name: str, rows: list[dict]) -> None:
@@ -245,6 +251,7 @@ class MemorySink:
         for d in rows:
             if set(d) != set(t.column_names):
                 raise ValueError(f"{name}: columns {sorted(d)} are not the table's")
+            d = {k: _naive_utc(v) for k, v in d.items()}
             table[tuple(d[k] for k in t.primary_key)] = tuple(d[c] for c in t.column_names)
 
     def rows(self, name: str) -> list[tuple]:
