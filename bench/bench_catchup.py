@@ -10,7 +10,8 @@ One Spark session (the job's own `build_session`, `local[*]`) and one preloaded 
 - job: the real streaming job (`stream.start_query` with the Cassandra sink, a fresh
   keyspace per run) with availableNow;
 - tiny: the same job fed 10 records per micro-batch on a second topic: the fixed cost of a
-  micro-batch (and of an empty one), the floor of end-to-end latency.
+  micro-batch (and of an empty one), the floor of end-to-end latency; then again with every
+  table written through the Spark connector (`processor_local_rows=0`), the baseline.
 Ceiling and job alternate, so both see the same machine; the ratio is per pair.
 """
 
@@ -228,7 +229,10 @@ def measure(n: int, runs: int, max_offsets: int, with_tiny: bool = True) -> dict
             print(f"  run {i + 1}: ceiling {c:,.0f}/s, job {j:,.0f}/s, ratio {j / c:.2f}; "
                   f"per JVM CPU-second: {c_cpu:,.0f} vs {j_cpu:,.0f}, ratio {j_cpu / c_cpu:.2f}",
                   flush=True)
-        small = tiny(spark, settings) if with_tiny else {}
+        # the baseline in the same session: every micro-batch through the Spark connector
+        small, connector = ({}, {}) if not with_tiny else (
+            tiny(spark, settings),
+            tiny(spark, settings.model_copy(update={"processor_local_rows": 0})))
     finally:
         spark.stop()
         for path in _LEFT:
@@ -238,7 +242,7 @@ def measure(n: int, runs: int, max_offsets: int, with_tiny: bool = True) -> dict
             "job_median": statistics.median(p["job"] for p in pairs),
             "ratio_median": statistics.median(p["ratio"] for p in pairs),
             "cpu_ratio_median": statistics.median(p["cpu_ratio"] for p in pairs),
-            "tiny": small}
+            "tiny": small, "tiny_connector": connector}
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -246,7 +250,7 @@ def run(quick: bool = False) -> list[dict]:
     r = measure(300_000 if quick else 1_000_000, 1 if quick else 2, 300_000)
     notes = (f"{r['events']} events, 3 partitions, {r['max_offsets_per_trigger']} offsets "
              f"per trigger; pairs {[(p['ceiling'], p['job']) for p in r['pairs']]}")
-    t = r["tiny"]
+    t, tc = r["tiny"], r["tiny_connector"]
     return [
         {"name": "stream_catchup_events_per_s", "value": r["job_median"], "unit": "events/s",
          "runs": [p["job"] for p in r["pairs"]], "baseline": r["ceiling_median"],
@@ -263,6 +267,10 @@ def run(quick: bool = False) -> list[dict]:
          "notes": f"10 records per micro-batch; first batch {t.get('first_ms')} ms, "
                   f"empty batches {t.get('empty_ms')} ms; median phases "
                   f"{t.get('tiny_phases_ms')}"},
+        {"name": "stream_tiny_batch_connector_ms", "value": tc.get("tiny_ms_median"),
+         "unit": "ms", "runs": tc.get("tiny_ms"),
+         "notes": "the same, every table through the Spark connector (LOCAL_ROWS=0): the "
+                  f"baseline of the driver writes; median phases {tc.get('tiny_phases_ms')}"},
     ]
 
 
