@@ -4,7 +4,8 @@ Written from the table docs (`shared.tables`), NOT from the Spark code: nothing 
 `services.processor`. The truth test compares every `_batch` (and streaming) table in
 Cassandra with these frames, row for row, exactly.
 
-Input: all received events (duplicates included), columns of `shared.events.polars_schema()`.
+Input: all received events (duplicates included), columns of `shared.events.polars_schema()`
+(the internal shape: `normalise` turns received events of any schema version into it).
 Output: table name -> DataFrame with exactly the table's columns, sorted by its primary key.
 
     from testing.truth import read_csv_days, truth
@@ -18,23 +19,75 @@ from pathlib import Path
 import polars as pl
 
 from shared import tables as tb
-from shared.events import CSV_TIMESTAMP_FORMAT, FIELDS, Kind, polars_schema
+from shared.events import (
+    CSV_TIMESTAMP_FORMAT,
+    CURRENCY,
+    FIELD_NAMES,
+    RATES,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    WIRE_FIELDS,
+    Kind,
+    polars_schema,
+)
 
 NONE = tb.NONE_KEY
 
 
 def read_csv_days(path: str | Path) -> pl.DataFrame:
-    """All CSV files under `path` (a folder, a file or a glob), parsed with the shared schema."""
+    """All CSV files under `path` (a folder, a file or a glob), parsed with the shared schema
+    of their header (one version's, or every version's) and normalised to the internal
+    shape."""
     p = Path(path)
     files = sorted(p.glob("*.csv")) if p.is_dir() else sorted(Path().glob(str(path))) or [p]
-    schema = polars_schema()
-    text_schema = {f.name: (pl.String if f.kind is Kind.TIMESTAMP else schema[f.name])
-                   for f in FIELDS}
-    df = pl.concat([pl.read_csv(f, schema=text_schema) for f in files])
-    return df.with_columns(
+    wire = polars_schema(WIRE_FIELDS)
+    frames = []
+    for f in files:
+        with open(f, encoding="utf-8") as text:
+            header = text.readline().rstrip("\r\n").split(",")
+        read_as = {n: pl.String if wire[n] == pl.Datetime("ms", "UTC") else wire[n]
+                   for n in header}
+        frames.append(with_wire_columns(pl.read_csv(f, schema=read_as)))
+    df = pl.concat(frames)
+    return normalise(df.with_columns(
         pl.col(f.name).str.strptime(pl.Datetime("ms", "UTC"), CSV_TIMESTAMP_FORMAT, strict=True)
-        for f in FIELDS if f.kind is Kind.TIMESTAMP
-    )
+        for f in WIRE_FIELDS if f.kind is Kind.TIMESTAMP
+    ))
+
+
+def with_wire_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """`df` with every version's columns (WIRE_FIELDS order), those it lacks as nulls."""
+    wire = polars_schema(WIRE_FIELDS)
+    return df.with_columns(pl.lit(None, dtype=wire[n]).alias(n)
+                           for n in wire.names() if n not in df.columns).select(wire.names())
+
+
+def normalise(received: pl.DataFrame) -> pl.DataFrame:
+    """Received events of any schema version (the columns of one version, or of all) ->
+    the internal shape, as the job must see them: each version's name of a field mapped
+    back, amounts in minor units of `currency` divided by its demo rate (exact for a valid
+    event), the version's own fields dropped, schema_version the internal one. Written
+    from the declaration in `shared.events` (SCHEMAS, RATES), not from the Spark code."""
+    df = with_wire_columns(received)
+    version = pl.col("schema_version")
+    rate = pl.col(CURRENCY).replace_strict(RATES, default=None, return_dtype=pl.Int64)
+    columns = []
+    for name in FIELD_NAMES:
+        if name == "schema_version":
+            columns.append(pl.lit(SCHEMA_VERSION, dtype=pl.Int32).alias(name))
+            continue
+        expr = None
+        for schema in SCHEMAS.values():
+            if schema.source[name] == name and name not in schema.priced:
+                continue  # read as it is
+            value = pl.col(schema.source[name])
+            if name in schema.priced:
+                value = value // rate
+            expr = (pl.when(version == schema.version) if expr is None
+                    else expr.when(version == schema.version)).then(value)
+        columns.append(pl.col(name) if expr is None
+                       else expr.otherwise(pl.col(name)).alias(name))
+    return df.select(columns).cast(dict(polars_schema()))
 
 
 def _win(col: str, every: str) -> pl.Expr:

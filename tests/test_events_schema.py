@@ -118,9 +118,28 @@ def rule_breaks() -> list[tuple[str, object]]:
                for name, values in events.ALLOWED.items()])
 
 
+def event_v2(**over) -> dict:
+    """`event()` sent as version 2 (from India: prices in INR), with `over` applied."""
+    return {**events.from_internal(event(geo_country="IN", geo_city="Mumbai",
+                                         geo_region="MH"), 2), **over}
+
+
+def version_rule_breaks() -> list[tuple[str, dict]]:
+    """One whole event per rule of the versions beyond REQUIRED / ALLOWED: each rule of
+    version 2 broken on a v2 event, and a field of the other version set on each:
+    (field named by the reason, event)."""
+    v2 = events.V2
+    out = [(name, event_v2(**{name: None})) for name in v2.required]
+    out += [(name, event_v2(**{name: "no-such-" + name})) for name in v2.allowed]
+    out += [(name, event_v2(**{name: 83 * 7 + 1})) for name in v2.priced_names]  # INR
+    out += [("page_duration_ms", event_v2(page_duration_ms=5)),
+            ("currency", event(currency="USD"))]
+    return out
+
+
 def test_events_rules_are_the_non_nullable_fields_and_the_closed_vocabularies():
     assert events.REQUIRED == tuple(f.name for f in FIELDS if not f.nullable)
-    assert events.ALLOWED == {"schema_version": (1,), "page": events.PAGES,
+    assert events.ALLOWED == {"schema_version": (1, 2), "page": events.PAGES,
                               "action": events.ACTIONS}
     assert events.SCHEMA_VERSION in events.SCHEMA_VERSIONS  # the producer's is readable
 
