@@ -55,7 +55,7 @@ def test_simulate_workers_keep_late_rows_hours_behind(one_minute_chunks):
 def test_simulate_takes_the_pool_from_a_chunks_worth_of_events(monkeypatch):
     calls = []
     monkeypatch.setattr(parallel, "run_simulate_parallel",
-                        lambda *args: calls.append(args[-1]) or args[2])
+                        lambda *args, **kw: calls.append(args[-1]) or args[2])
     run_simulate(SimConfig(seed=1), START, parallel.CHUNK_ROWS - 1, io.BytesIO(), 2)
     assert calls == []  # starting the pool would cost more than it saves
     run_simulate(SimConfig(seed=1), START, parallel.CHUNK_ROWS, io.BytesIO(), 2)

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.batch_generator.versions import DEFAULT_MODE, as_sent
 from services.simulator.model import (
     BLOCK_MS,
     MAX_SESSION_MS,
@@ -62,15 +63,18 @@ def rows_to_frame(rows: list[tuple]):
     return df.with_columns(pl.col(n).cast(pl.Datetime("ms", "UTC")) for n in _TIMESTAMPS)
 
 
-def write_day(config: SimConfig, day_start_ms: int, path: Path, progress=None) -> int:
+def write_day(config: SimConfig, day_start_ms: int, path: Path, progress=None,
+              schema_version: str = DEFAULT_MODE) -> int:
     """Write one day's events to `path` (atomically); returns the number of events."""
-    return write_range(config, day_start_ms, day_start_ms + DAY_MS, path, progress)
+    return write_range(config, day_start_ms, day_start_ms + DAY_MS, path, progress,
+                       schema_version)
 
 
 def write_range(config: SimConfig, start_ms: int, end_ms: int, path: Path,
-                progress=None) -> int:
+                progress=None, schema_version: str = DEFAULT_MODE) -> int:
     """Write the events with `start_ms <= timestamp < end_ms` to `path` as one CSV file
-    (atomically); returns the number of events."""
+    (atomically), in the versions `schema_version` picks (`versions.as_sent`); returns
+    the number of events."""
     import polars as pl
 
     sim = _simulator(config)
@@ -79,6 +83,7 @@ def write_range(config: SimConfig, start_ms: int, end_ms: int, path: Path,
     with open(tmp, "wb") as f:
         first = True
         for df in day_frames(sim, start_ms, end_ms, CHUNK):
+            df = as_sent(df, schema_version)
             # the same text, but Polars formats naive datetimes faster than UTC ones
             df.with_columns(pl.col(*_TIMESTAMPS).dt.replace_time_zone(None)).write_csv(
                 f, include_header=first, datetime_format=CSV_TIMESTAMP_FORMAT)
@@ -87,7 +92,7 @@ def write_range(config: SimConfig, start_ms: int, end_ms: int, path: Path,
             if progress is not None:
                 progress(df.height)
         if first:  # an empty day still gets its header
-            rows_to_frame([]).write_csv(f, include_header=True)
+            as_sent(rows_to_frame([]), schema_version).write_csv(f, include_header=True)
     os.replace(tmp, path)
     return n
 
@@ -205,9 +210,11 @@ def _init_worker(q) -> None:
     _QUEUE = q
 
 
-def _worker(config: SimConfig, day_start_ms: int, path: str) -> int:
+def _worker(config: SimConfig, day_start_ms: int, path: str,
+            schema_version: str = DEFAULT_MODE) -> int:
     q = _QUEUE
-    return write_day(config, day_start_ms, Path(path), progress=q.put if q else None)
+    return write_day(config, day_start_ms, Path(path), progress=q.put if q else None,
+                     schema_version=schema_version)
 
 
 @dataclass
@@ -236,8 +243,10 @@ def run_generate(
     start_ms: int,
     workers: int = 2,
     progress: bool = True,
+    schema_version: str = DEFAULT_MODE,
 ) -> GenerateResult:
-    """Write `days` CSV files (one per UTC date from `start_ms`'s date) into `out_dir`."""
+    """Write `days` CSV files (one per UTC date from `start_ms`'s date) into `out_dir`, in
+    the versions `schema_version` picks (1, 2 or mix)."""
     if days < 1:
         raise ClickstreamError(f"--days must be >= 1, got {days}")
     check_writable(out_dir)
@@ -251,13 +260,15 @@ def run_generate(
     try:
         if workers <= 1 or days == 1 and workers <= 1:
             for day_ms, path in jobs:
-                total += write_day(config, day_ms, path, progress=bar.update)
+                total += write_day(config, day_ms, path, progress=bar.update,
+                                   schema_version=schema_version)
         else:
             ctx = mp.get_context("spawn")  # polars is not fork-safe once its pool runs
             q = ctx.Queue()
             with ProcessPoolExecutor(min(workers, days), mp_context=ctx,
                                      initializer=_init_worker, initargs=(q,)) as pool:
-                futures = [pool.submit(_worker, config, d, str(p)) for d, p in jobs]
+                futures = [pool.submit(_worker, config, d, str(p), schema_version)
+                           for d, p in jobs]
                 while not all(f.done() for f in futures):
                     _drain(q, bar, timeout=0.2)
                 _drain(q, bar, timeout=0)

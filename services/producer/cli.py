@@ -8,7 +8,7 @@ import time
 import click
 
 from services.producer.run import DEFAULT_SENDERS, density, run_produce
-from services.simulator.options import make_config, model_options
+from services.simulator.options import make_config, model_options, schema_version_option
 from shared.cli import Command, parse_time
 from shared.errors import ClickstreamError
 from shared.settings import get_settings
@@ -33,8 +33,10 @@ from shared.settings import get_settings
               show_default=True,
               help="Sender processes, each with its own producer and a share of the topic's "
                    "partitions (a session's events keep their order).")
+@schema_version_option
 @model_options
-def produce(rate, speed, duration, count, seed, start, report_every, feeder, senders, model):
+def produce(rate, speed, duration, count, seed, start, report_every, feeder, senders,
+            schema_version, model):
     """Send simulated events to Kafka (topic and brokers from the settings).
 
     One long-lived producer keyed by session id, lz4-compressed batches, acks=all with
@@ -42,10 +44,11 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, sen
     seconds and at exit; Ctrl-C, SIGTERM or SIGHUP stop it, flushing what is in flight
     (exit 128 + the signal number). Exits 1 if any event was not acknowledged.
 
+    \b
     Example:
-
         clickstream produce --rate 2000 --speed 60 --duration 120 --seed 7
         clickstream produce --rate 0 --count 1000000 --senders 2
+        clickstream produce --rate 500 --schema-version mix --seed 7
     """
     for name, value in (("--rate", rate), ("--duration", duration), ("--count", count)):
         if value is not None and value < 0:
@@ -58,9 +61,11 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, sen
     config = make_config(seed, density(rate, speed), model, start_ms)
     settings = get_settings()
     click.echo(f"producing to {settings.kafka_topic} at {settings.bootstrap_servers} "
-               f"(seed {seed}, rate {rate:g}/s, speed {speed:g}x)", err=True)
+               f"(seed {seed}, rate {rate:g}/s, speed {speed:g}x, "
+               f"schema version {schema_version})", err=True)
     run_produce(settings, config, start_ms, rate=rate, speed=speed, duration=duration,
-                count=count, report_every=report_every, feeder=feeder, senders=senders)
+                count=count, report_every=report_every, feeder=feeder, senders=senders,
+                schema_version=schema_version)
 
 
 COMMANDS = [produce]

@@ -28,7 +28,7 @@ from services.producer.senders import ShardedSink
 from services.simulator.malformed import event_row
 from services.simulator.model import SimConfig, Simulator
 from services.simulator.rows import SENT, SESSION_ID
-from services.simulator.wire import RowEncoder
+from services.simulator.versions import DEFAULT_MODE, VersionedEncoder
 from shared import signals
 from shared.errors import ClickstreamError
 from shared.settings import Settings
@@ -57,11 +57,13 @@ def density(rate: float, speed: float) -> float:
 
 
 # ---------------------------------------------------------------- event batches
-def batches(config: SimConfig, start_ms: int, limit: int | None) -> Iterator[tuple[list, list]]:
-    """([sent_at, ...], [(key, value), ...]) in delivery order, BATCH events at a time."""
+def batches(config: SimConfig, start_ms: int, limit: int | None,
+            schema_version: str = DEFAULT_MODE) -> Iterator[tuple[list, list]]:
+    """([sent_at, ...], [(key, value), ...]) in delivery order, BATCH events at a time,
+    each event in the version `schema_version` picks (1, 2 or mix)."""
     if limit == 0:
         return
-    encode = RowEncoder()
+    encode = VersionedEncoder(schema_version)
     out: list[tuple[bytes, bytes]] = []
     times: list[int] = []
     n = 0
@@ -78,13 +80,14 @@ def batches(config: SimConfig, start_ms: int, limit: int | None) -> Iterator[tup
                 return
 
 
-def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent: int) -> None:
+def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent: int,
+                 schema_version: str = DEFAULT_MODE) -> None:
     for s in (signal.SIGINT, signal.SIGHUP):  # the parent decides when to stop...
         signal.signal(s, signal.SIG_IGN)
     # ...unless it is gone: then nothing reads the queue and put() would block for ever
     signals.die_with_parent(signal.SIGKILL, parent, respect_nohup=False)
     try:
-        for item in batches(config, start_ms, limit):
+        for item in batches(config, start_ms, limit, schema_version):
             q.put(item)
     finally:
         q.put(None)
@@ -93,11 +96,13 @@ def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent:
 class Feeder:
     """`batches()` in a separate process, through a bounded queue (back-pressure)."""
 
-    def __init__(self, config: SimConfig, start_ms: int, limit: int | None):
+    def __init__(self, config: SimConfig, start_ms: int, limit: int | None,
+                 schema_version: str = DEFAULT_MODE):
         ctx = mp.get_context("spawn")
         self.queue = ctx.Queue(maxsize=8)
         self.process = ctx.Process(
-            target=_feeder_main, args=(config, start_ms, limit, self.queue, os.getpid()),
+            target=_feeder_main,
+            args=(config, start_ms, limit, self.queue, os.getpid(), schema_version),
             daemon=True
         )
         self.process.start()
@@ -139,12 +144,14 @@ def run_produce(
     report=None,
     sink: KafkaSink | None = None,
     senders: int = 1,
+    schema_version: str = DEFAULT_MODE,
 ) -> ProduceResult:
     """Produce until `count` events, `duration` seconds, or SIGINT/SIGTERM/SIGHUP; then
     flush.
 
     With `senders` > 1, that many processes send, each owning a set of partitions
-    (`senders.ShardedSink`). Raises ClickstreamError if any event was not acknowledged
+    (`senders.ShardedSink`). Each event goes out in the version `schema_version` picks (1,
+    2, or mix: by its event_id). Raises ClickstreamError if any event was not acknowledged
     (after reporting counts).
     """
     report = report or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -153,11 +160,12 @@ def run_produce(
     stop = threading.Event()
     stopped_by = "count"
     previous = signals.install(on_stop=stop.set)
-    source = Feeder(config, start_ms, count) if feeder else None
+    source = Feeder(config, start_ms, count, schema_version) if feeder else None
     t0 = None  # the clock starts with the first batch (after the simulator's set-up)
     last_report = last_acked = 0
     try:
-        for times, pairs in source if source else batches(config, start_ms, count):
+        for times, pairs in source if source else batches(config, start_ms, count,
+                                                          schema_version):
             now = time.monotonic()
             if t0 is None:
                 t0 = last_report = now

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from services.simulator.options import make_config, model_options
+from services.simulator.options import make_config, model_options, schema_version_option
 from services.simulator.parallel import default_workers
 from services.simulator.run import run_profile, run_simulate
 from shared.cli import DEFAULT_START, Command, parse_time
@@ -28,27 +28,29 @@ from shared.errors import ClickstreamError
               show_default="the CPU count",
               help="Processes simulating in parallel; the output is the same bytes. "
                    "1: one process, no pool.")
+@schema_version_option
 @model_options
-def simulate(seed, n_events, out, start, events_per_second, workers, model):
+def simulate(seed, n_events, out, start, events_per_second, workers, schema_version, model):
     """Write simulated events as JSON lines, in delivery order. No Kafka needed.
 
     The same seed and options give the same bytes. Malformed-payload noise, when
     enabled, appears as lines that are not valid events.
 
+    \b
     Example:
-
         clickstream simulate --seed 42 --events 1000 --out events.jsonl
         clickstream simulate --seed 42 --events 50000 --scenario checkout-outage@+1h+30m
         clickstream simulate --seed 42 --events 1000000 --workers 2 > events.jsonl
+        clickstream simulate --seed 42 --events 1000 --schema-version mix
     """
     start_ms = parse_time(start)
     config = make_config(seed, events_per_second, model, start_ms)
     if out is None:
-        run_simulate(config, start_ms, n_events, sys.stdout.buffer, workers)
+        run_simulate(config, start_ms, n_events, sys.stdout.buffer, workers, schema_version)
         return
     try:
         with open(out, "wb") as f:
-            run_simulate(config, start_ms, n_events, f, workers)
+            run_simulate(config, start_ms, n_events, f, workers, schema_version)
     except OSError as e:
         raise ClickstreamError(f"cannot write {out}: {e.strerror}") from None
 

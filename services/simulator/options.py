@@ -11,8 +11,20 @@ from services.simulator.model import Noise, SimConfig
 from services.simulator.scenario_option import GRAMMAR, ScenarioType
 from services.simulator.scenarios import NAMES
 from shared.errors import ClickstreamError
+from shared.events import SCHEMA_VERSION, WIRE_MODES
 
 RATE = click.FloatRange(0.0, 1.0)
+
+
+def schema_version_option(fn):
+    """`--schema-version 1|2|mix`: the event schema the simulated clients send in (a v2
+    event is the same event: renamed dwell_ms, amounts in its currency, consent; `mix`
+    picks per event by its event_id). Arrives as `schema_version` (a string)."""
+    return click.option(
+        "--schema-version", "schema_version", type=click.Choice(WIRE_MODES),
+        default=str(SCHEMA_VERSION), show_default=True,
+        help="Event schema version the clients send: 1, 2 (dwell_ms, amounts in the "
+             "visitor's currency, consent), or mix (per event, by its event_id).")(fn)
 
 
 def model_options(fn):

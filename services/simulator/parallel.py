@@ -37,7 +37,7 @@ from services.simulator.malformed import MALFORMED
 from services.simulator.model import SimConfig, Simulator
 from services.simulator.noise import shuffle_some
 from services.simulator.rows import SENT
-from services.simulator.wire import RowEncoder
+from services.simulator.versions import DEFAULT_MODE, VersionedEncoder
 from shared import signals
 
 CHUNK_ROWS = 20_000  # rows per task: big enough to amortise a round trip, small in memory
@@ -46,7 +46,7 @@ IN_FLIGHT_PER_WORKER = 2
 # the forked workers' state, set by the parent before the pool starts (inherited, so the
 # population and catalogue are built once)
 _sim: Simulator | None = None
-_encode: RowEncoder | None = None
+_encode: VersionedEncoder | None = None
 _not_before = 0
 _blocks_per_chunk = 1
 
@@ -102,12 +102,12 @@ def _final_lines(shares: list[tuple[array, bytes]]) -> list[bytes]:
 
 
 def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
-                          workers: int) -> int:
+                          workers: int, schema_version: str = DEFAULT_MODE) -> int:
     """`run.run_simulate` with `workers` processes; the same bytes."""
     global _sim, _encode, _not_before, _blocks_per_chunk
     sim = Simulator(config)
     _ = (sim.population, sim.catalogue, sim._tables)  # built once, inherited by the workers
-    _sim, _encode, _not_before = sim, RowEncoder(), start_ms
+    _sim, _encode, _not_before = sim, VersionedEncoder(schema_version), start_ms
     _blocks_per_chunk = max(1, round(CHUNK_ROWS / (config.events_per_second * 60)))
     ooo = config.noise.out_of_order_rate
     orng = random.Random(f"{config.seed}:{start_ms}:order") if ooo else None

@@ -9,17 +9,19 @@ from typing import BinaryIO
 from services.simulator import parallel
 from services.simulator import profile as _profile
 from services.simulator.model import SimConfig, Simulator
-from services.simulator.wire import RowEncoder
+from services.simulator.versions import DEFAULT_MODE, VersionedEncoder
 
 
 def run_simulate(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
-                 workers: int = 1) -> int:
-    """Write `n_events` JSON lines (malformed noise counts as a line) to `out`; with
-    `workers` > 1, simulated by that many processes (the same bytes), unless it is less
-    than a worker's first chunk: then starting the pool costs more than it saves."""
+                 workers: int = 1, schema_version: str = DEFAULT_MODE) -> int:
+    """Write `n_events` JSON lines (malformed noise counts as a line) to `out`, each event
+    in the version `schema_version` picks; with `workers` > 1, simulated by that many
+    processes (the same bytes), unless it is less than a worker's first chunk: then
+    starting the pool costs more than it saves."""
     if workers > 1 and n_events >= parallel.CHUNK_ROWS:
-        return parallel.run_simulate_parallel(config, start_ms, n_events, out, workers)
-    encode = RowEncoder()
+        return parallel.run_simulate_parallel(config, start_ms, n_events, out, workers,
+                                              schema_version=schema_version)
+    encode = VersionedEncoder(schema_version)
     written = 0
     buf: list[bytes] = []
     for row in Simulator(config).rows(start_ms):
