@@ -5,7 +5,7 @@ letters, late drops counted, and the watermark-marker trick evicting state."""
 import datetime as dt
 
 import pytest
-from test_events_schema import event, rule_breaks
+from test_events_schema import event, event_v2, rule_breaks, version_rule_breaks
 from test_truth_handmade import normalise
 
 from services.processor import stream
@@ -215,29 +215,34 @@ def test_processor_stream_hung_or_failed_write_fails_the_micro_batch():
 
 def test_processor_parse_and_batch_check_keep_every_rule():
     """The stream's parse and the batch job's check render the shared rule list (REQUIRED,
-    ALLOWED): an event breaking any one rule -- an unknown schema_version among them -- is
-    invalid with a reason naming its field, and the unbroken event is valid."""
+    ALLOWED, and each version's own): an event breaking any one rule -- an unknown
+    schema_version among them, or a v2 amount that is not whole cents -- is invalid with a
+    reason naming its field, and the unbroken events (v1 and v2) are valid."""
     import json
 
-    from services.processor.batch import invalid_rows_marked
-    from shared.events import FIELD_NAMES, FIELDS, Kind, format_ts
+    from pyspark.sql import functions as F
 
-    ts = {f.name for f in FIELDS if f.kind is Kind.TIMESTAMP}
+    from services.processor.batch import invalid_rows_marked
+    from shared.events import SPARK_TIMESTAMP_FORMAT, WIRE_FIELDS, format_ts, spark_schema
 
     def payload(ev: dict) -> str:  # the producer's JSON, with a null wherever a rule wants
-        return json.dumps({k: format_ts(v) if k in ts and v is not None else v
-                           for k, v in ev.items()})
+        return json.dumps({k: format_ts(v) if k in ("timestamp", "sent_at") and v is not None
+                           else v for k, v in ev.items()})
 
-    breaks = rule_breaks()
-    payloads = [payload(event())] + [payload(event(**{name: bad})) for name, bad in breaks]
+    breaks = ([(name, event(**{name: bad})) for name, bad in rule_breaks()]
+              + version_rule_breaks())
+    payloads = [payload(event()), payload(event_v2())] + [payload(ev) for _, ev in breaks]
     spark = local_session()
     records = spark.createDataFrame(
         [(p, 0, i, dt.datetime(2026, 1, 1), "t") for i, p in enumerate(payloads)], RECORD_SCHEMA)
     parsed = stream.parse(records).orderBy("offset")
     streamed = [r["reason"] for r in parsed.select("reason").collect()]
-    batch = [r["reason"] for r in
-             invalid_rows_marked(parsed.select("e.*").select(*FIELD_NAMES)).collect()]
+    # the batch job checks the columns as read (a CSV day of every version's columns)
+    rows = records.orderBy("offset").select(F.from_json(
+        "payload", spark_schema(WIRE_FIELDS), {"timestampFormat": SPARK_TIMESTAMP_FORMAT})
+        .alias("w")).select("w.*")
+    batch = [r["reason"] for r in invalid_rows_marked(rows).collect()]
     for reasons in (streamed, batch):
-        assert reasons[0] is None
-        for (name, _), reason in zip(breaks, reasons[1:], strict=True):
+        assert reasons[:2] == [None, None]
+        for (name, _), reason in zip(breaks, reasons[2:], strict=True):
             assert reason is not None and name in reason, (name, reason)

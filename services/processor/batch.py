@@ -24,7 +24,14 @@ from pathlib import Path
 from services.processor.aggregates import AGGREGATED_COLUMNS
 from shared import tables as tb
 from shared.errors import ClickstreamError
-from shared.events import ALLOWED, FIELD_NAMES, REQUIRED, SPARK_TIMESTAMP_FORMAT, spark_schema
+from shared.events import (
+    CSV_HEADER,
+    CSV_HEADER_WIRE,
+    SPARK_TIMESTAMP_FORMAT,
+    WIRE_FIELDS,
+    WIRE_NAMES,
+    spark_schema,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,29 +77,48 @@ def _day_of(path: Path) -> dt.date | None:
 
 
 def read_csv_days(spark, files: list[Path]):
-    """The raw deliveries (duplicates included) with the shared schema; fails fast."""
-    return (
-        spark.read.schema(spark_schema())
-        .option("header", "true")
-        .option("mode", "FAILFAST")
-        .option("timestampFormat", SPARK_TIMESTAMP_FORMAT)
-        .option("enforceSchema", "false")  # the header must match the schema's names
-        .csv([str(f) for f in files])
-    )
+    """The raw deliveries (duplicates included) with every version's columns (a day of
+    version-1 events has the internal shape's header and gets the others as nulls; a day
+    of several versions has them all); fails fast."""
+    from functools import reduce
+
+    from services.processor import versions
+
+    by_header: dict[tuple[str, ...], list[Path]] = {}
+    for f in files:
+        with open(f, "rb") as text:
+            header = tuple(text.readline().decode("utf-8", "replace").rstrip("\r\n")
+                           .split(","))
+        # any other header: read as a day of version 1, for Spark's error naming the file
+        by_header.setdefault(header if header == CSV_HEADER_WIRE else CSV_HEADER, []).append(f)
+    frames = [
+        versions.with_wire_columns(
+            spark.read.schema(spark_schema(WIRE_FIELDS) if header == CSV_HEADER_WIRE
+                              else spark_schema())
+            .option("header", "true")
+            .option("mode", "FAILFAST")
+            .option("timestampFormat", SPARK_TIMESTAMP_FORMAT)
+            .option("enforceSchema", "false")  # the header must match the schema's names
+            .csv([str(f) for f in group]))
+        for header, group in sorted(by_header.items())]
+    return reduce(lambda a, b: a.unionByName(b), frames)
 
 
 # --------------------------------------------------------------------------- pure steps
 def invalid_rows_marked(raw):
-    """Rows that parse but break the schema's rules (nulls in required fields, unknown
-    page/action), with a reason column, and `_all`, a hash of every column: computing it
-    makes FAILFAST parse (and so check) every column, even where only a few are kept."""
+    """Rows (of any versions) in the internal shape, with `reason`, the first rule of the
+    row's version it breaks (`versions.reason`: an unknown schema_version, nulls in
+    required fields, unknown page/action/currency, ...), and `_all`, a hash of every
+    column read: computing it makes FAILFAST parse (and so check) every column, even where
+    only a few are kept."""
     from pyspark.sql import functions as F
 
-    checks = [(F.col(name).isNull(), f"{name} is null") for name in REQUIRED]
-    checks += [(~F.col(name).isin(*values), f"unknown {name}")
-               for name, values in ALLOWED.items()]
-    reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
-    return raw.withColumn("reason", reason).withColumn("_all", F.hash(*FIELD_NAMES))
+    from services.processor import versions
+
+    wire = versions.with_wire_columns(raw)
+    return wire.select(*versions.internal_columns(""),
+                       versions.reason("", lambda f: f"{f.name} is null").alias("reason"),
+                       F.hash(*WIRE_NAMES).alias("_all"))
 
 
 
@@ -134,11 +160,13 @@ def validate(raw) -> tuple[int, int, str | None]:
 
 
 def batch_tables(raw) -> dict:
-    """raw deliveries -> {table name (without _batch): DataFrame}: the batch job's plan,
-    `distinct_events` then `aggregates.all_tables`, as `run_batch` runs it. Pure."""
-    from services.processor import aggregates
+    """raw deliveries (valid events of any versions) -> {table name (without _batch):
+    DataFrame}: the batch job's plan, the internal shape, `distinct_events` then
+    `aggregates.all_tables`, as `run_batch` runs it. Pure."""
+    from services.processor import aggregates, versions
 
-    return aggregates.all_tables(distinct_events(raw.select(*AGGREGATED_COLUMNS)))
+    return aggregates.all_tables(distinct_events(versions.internal(raw)
+                                                 .select(*AGGREGATED_COLUMNS)))
 
 
 # --------------------------------------------------------------------------- runner

@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shared import tables as tb
-from shared.events import ALLOWED, FIELDS, REQUIRED, SPARK_TIMESTAMP_FORMAT, spark_schema
+from shared.events import SPARK_TIMESTAMP_FORMAT, WIRE_FIELDS, spark_schema
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,21 +77,24 @@ def read_kafka(spark, settings: Settings, max_offsets: int | None = None):
 
 # --------------------------------------------------------------------------- parse
 def parse(records):
-    """(payload, partition, offset, kafka_ts, topic) -> + `e` (event struct) and `reason`
-    (null for a valid event). Pure; works on static and streaming frames."""
+    """(payload, partition, offset, kafka_ts, topic) -> + `e` (the event struct, in the
+    internal shape whatever version it was sent in) and `reason` (null for a valid event;
+    the rules of its version, `versions.reason`). Pure; works on static and streaming
+    frames."""
     from pyspark.sql import functions as F
 
-    e = F.from_json("payload", spark_schema(), {"timestampFormat": SPARK_TIMESTAMP_FORMAT,
-                                                "mode": "PERMISSIVE"})
+    from services.processor import versions
+
+    # every version's fields: the row's schema_version says which of them it carries
+    w = F.from_json("payload", spark_schema(WIRE_FIELDS),
+                    {"timestampFormat": SPARK_TIMESTAMP_FORMAT, "mode": "PERMISSIVE"})
     # PERMISSIVE from_json gives an all-null struct (not a null) for text that is not JSON
-    nothing = F.coalesce(*(F.col(f"e.{f.name}").cast("string") for f in FIELDS)).isNull()
-    checks = [(F.col("e").isNull() | nothing, "not a JSON object of the event schema")]
-    checks += [(F.col(f"e.{f.name}").isNull(), f"{f.name} is missing, null or not a {f.kind.value}")
-               for f in FIELDS if f.name in REQUIRED]
-    checks += [(~F.col(f"e.{name}").isin(*values), f"unknown {name}")
-               for name, values in ALLOWED.items()]
-    reason = F.coalesce(*(F.when(cond, F.lit(msg)) for cond, msg in checks))
-    return records.withColumn("e", e).withColumn("reason", reason)
+    nothing = F.coalesce(*(F.col(f"w.{f.name}").cast("string") for f in WIRE_FIELDS)).isNull()
+    reason = F.coalesce(
+        F.when(F.col("w").isNull() | nothing, F.lit("not a JSON object of the event schema")),
+        versions.reason("w.", lambda f: f"{f.name} is missing, null or not a {f.kind.value}"))
+    return (records.withColumn("w", w).withColumn("reason", reason)
+            .withColumn("e", F.struct(*versions.internal_columns("w."))).drop("w"))
 
 
 # --------------------------------------------------------------------------- mark + dedup
