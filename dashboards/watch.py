@@ -2,8 +2,9 @@
 their running baseline, in 5-minute windows, one line each.
 
 Watched, so that each scenario of `clickstream demo --scenario ...` moves one of them:
-- orders per checkout: `confirmation` over `checkout` page views (`time_agg`); a drop is
-  purchases that stopped coming (checkout-outage);
+- orders per cart view: `confirmation` over `cart` page views (`time_agg`); a drop is
+  purchases that stopped coming (checkout-outage). Not per `checkout` view: the checkout
+  page has a `begin_checkout` and a click, never a `view`, so `time_agg` has no row for it;
 - page views of each page (`time_agg`); a spike is a sale on a listing (flash-sale) or a
   crawler (bot-burst);
 - events of each campaign source and of each campaign (`campaign_events`); a source that
@@ -60,9 +61,9 @@ def series(snap: Snapshot) -> dict[str, list[Point]]:
     out: dict[str, list[Point]] = {}
     by_page = {page: dict(zip(g["start_ms"], g["page_views"], strict=True))
                for page, g in views.groupby("page")}
-    checkout, orders = by_page.get("checkout", {}), by_page.get("confirmation", {})
-    out["orders per checkout"] = [Point(t, orders.get(t, 0), checkout.get(t, 0))
-                                  for t in range(start, end, WINDOW_MS)]
+    carts, orders = by_page.get("cart", {}), by_page.get("confirmation", {})
+    out["orders per cart view"] = [Point(t, orders.get(t, 0), carts.get(t, 0))
+                                   for t in range(start, end, WINDOW_MS)]
     for page, counts in sorted(by_page.items()):
         out[f"{page} page views"] = dense([Point(t, c) for t, c in counts.items()],
                                           WINDOW_MS, start, end)

@@ -241,14 +241,15 @@ def test_dashboard_scenario_marks_shade_the_time_charts_only():
 
 
 def _time_agg(outage_from: dt.datetime | None) -> dict:
-    """An hour of per-minute page views: 10 checkouts and 5 orders a minute, no orders
-    from `outage_from` on."""
+    """An hour of per-minute page views: 10 cart views and 5 orders (confirmation views)
+    a minute, no orders from `outage_from` on. (The checkout page has no views: its events
+    are a begin_checkout and a click.)"""
     minutes = pd.date_range(NOW - dt.timedelta(hours=1), NOW, freq="min", inclusive="left")
     rows = []
     for m in minutes:
         orders = 0 if outage_from is not None and m >= outage_from else 5
         at = m.tz_localize(None)
-        rows += [(at, "checkout", 10), (at, "confirmation", orders)]
+        rows += [(at, "cart", 10), (at, "confirmation", orders)]
     df = pd.DataFrame(rows, columns=["window_start", "page", "page_views"])
     return {"time_agg": df.assign(day=df["window_start"].dt.date)}
 
@@ -260,11 +261,11 @@ def test_dashboard_watch_flags_orders_stopping_and_stays_quiet_on_steady_traffic
     snap = FakeReader(**_time_agg(outage)).snapshot("stream", "1 hour", watch.TABLES)
     flagged = watch.alerts(snap)
     assert [(a.metric, a.flag.kind) for a in flagged] == [
-        ("confirmation page views", "drop"), ("orders per checkout", "drop")]
+        ("confirmation page views", "drop"), ("orders per cart view", "drop")]
     # the latest complete window: the one that ended at NOW is still within its grace
     assert flagged[0].flag.start_ms == int((NOW - dt.timedelta(minutes=10)).timestamp() * 1000)
-    orders = {a.metric: a.flag for a in flagged}["orders per checkout"]
-    assert (orders.value, orders.baseline) == (0, 5 / 10)  # 5 orders per 10 checkouts before
+    orders = {a.metric: a.flag for a in flagged}["orders per cart view"]
+    assert (orders.value, orders.baseline) == (0, 5 / 10)  # 5 orders per 10 cart views before
     steady = FakeReader(**_time_agg(None)).snapshot("stream", "1 hour", watch.TABLES)
     assert watch.alerts(steady) == []
 
@@ -272,7 +273,7 @@ def test_dashboard_watch_flags_orders_stopping_and_stays_quiet_on_steady_traffic
 def test_dashboard_shows_the_watch_on_the_streaming_tables_only():
     d = app.Dashboard(FakeReader(**_time_agg(NOW - dt.timedelta(minutes=20))))
     d.refresh_now()
-    assert d.watch_note.visible and "orders per checkout" in d.watch_note.object
+    assert d.watch_note.visible and "orders per cart view" in d.watch_note.object
     assert set(watch_tables()) <= d.reader.calls[-1][2]
     d.mode = "batch"
     assert not d.watch_note.visible
