@@ -282,6 +282,26 @@ DEAD_LETTER = Table(
     metrics=("reason", "payload"),
     mode="any",
 )
+DEAD_LETTER_REPLAYS = Table(
+    name="dead_letter_replays",
+    columns=(
+        Column(DAY, "date"),
+        Column("received_at", "timestamp"),
+        Column("source", TXT),
+        Column("kafka_partition", "int"),
+        Column("kafka_offset", BIG),
+        Column("replayed_at", "timestamp"),
+        Column("replayed_to", TXT),
+    ),
+    partition_key=(DAY,),
+    clustering=DEAD_LETTER.clustering,
+    doc="the dead letters `clickstream replay-dead-letters` sent back (the key of their "
+        "dead_letter row), when and to which topic: a second replay skips them",
+    time_column="received_at",
+    keys=("source", "kafka_partition", "kafka_offset"),
+    metrics=("replayed_at", "replayed_to"),
+    mode="any",
+)
 INGEST_QUALITY = Table(
     name="ingest_quality",
     columns=(
@@ -315,7 +335,7 @@ BEYOND_TABLES: tuple[Table, ...] = (
 #: the analytics tables the streaming job writes; each has a `_batch` twin
 ANALYTICS: tuple[Table, ...] = ORIGINAL_TABLES + BEYOND_TABLES
 ANALYTICS_BATCH: tuple[Table, ...] = tuple(t.batch() for t in ANALYTICS)
-OPERATIONAL: tuple[Table, ...] = (DEAD_LETTER, INGEST_QUALITY)
+OPERATIONAL: tuple[Table, ...] = (DEAD_LETTER, DEAD_LETTER_REPLAYS, INGEST_QUALITY)
 
 TABLES: tuple[Table, ...] = ANALYTICS + ANALYTICS_BATCH + OPERATIONAL
 BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
