@@ -89,8 +89,8 @@ def _tail(log: Path, lines: int = 20) -> str:
 
 
 @contextlib.contextmanager
-def served_dashboard(settings, refresh: float = 2.0):
-    """`clickstream dashboard` on a free port; yields its base URL.
+def served_dashboard(settings, refresh: float = 2.0, args: tuple[str, ...] = ()):
+    """`clickstream dashboard [ARGS]` on a free port; yields its base URL.
 
     Its output goes to a log file under data_dir (a pipe nobody reads would fill up and
     block the server while Cassandra is down and the driver logs errors).
@@ -99,8 +99,8 @@ def served_dashboard(settings, refresh: float = 2.0):
     log = Path(settings.data_dir) / f"dashboard-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        proc = subprocess.Popen([*CLI, "dashboard", "--port", str(port), "--refresh", str(refresh)],
-                                env=settings_env(settings), cwd=REPO, stdout=out,
+        proc = subprocess.Popen([*CLI, "dashboard", "--port", str(port), "--refresh", str(refresh),
+                                 *args], env=settings_env(settings), cwd=REPO, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:

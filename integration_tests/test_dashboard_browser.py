@@ -7,6 +7,7 @@ never through the dashboard's views.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import polars as pl
@@ -26,6 +27,9 @@ from integration_tests.dashboard_fixtures import (  # noqa: F401 - fixtures
     served_dashboard,
     wait_kpis,
 )
+from integration_tests.scenario_data import run_batch_job, write_events
+from services.simulator import world
+from services.simulator.scenarios import Window
 from services.stack.schema import apply_cassandra_schema
 from shared.clients.cassandra import connect
 from testing import dashboard_data as demo
@@ -114,6 +118,81 @@ def test_dashboard_browser_shows_seeded_data_and_follows_updates(seeded, page):
         recent = int(kpi_text(page, "sessions").replace(",", ""))
         assert 0 < recent < full
         shot(page, "4-stream-15min", "15 min")
+
+
+# ------------------------------------------------------------- a scenario on the dashboard
+#: the shaded windows of the page: (figure title, left, right, the figure's x range, label)
+SHADED = """() => {
+  const out = [];
+  for (const m of Bokeh.documents[0].all_models) {
+    if (!(m.center && m.title && m.x_range)) continue;
+    const labels = m.center.filter(a => a.constructor.__name__ === "Label").map(a => a.text);
+    for (const a of m.center)
+      if (a.constructor.__name__ === "BoxAnnotation")
+        out.push([m.title.text, a.left, a.right, m.x_range.start, m.x_range.end, labels]);
+  }
+  return out;
+}"""
+OUTAGE_RATE = 12.0  # events/s at the time of day of the run: ~35 cart views per 5 minutes
+
+
+@pytest.fixture(scope="module")
+def outage(stack, tmp_path_factory):
+    """A private keyspace whose streaming tables hold the last 90 minutes of traffic and a
+    checkout outage that started 25 minutes ago, written by the real batch job.
+
+    Not a live `make demo SCENARIO=checkout-outage@+20m`: the detector needs 15 minutes of
+    history before it judges a window, and the demo's first micro-batch alone takes 1-3
+    minutes here. The batch job writes the rows the streaming job writes for the same
+    events (the truth tests pin both to the same Polars computation), and the dashboard
+    is the same command, given the window as `make demo` gives it."""
+    settings = stack.settings.model_copy(
+        update={"cassandra_keyspace": f"scen_{uuid.uuid4().hex[:8]}"})
+    apply_cassandra_schema(settings)
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000) // 300_000 * 300_000
+    minute = 60_000
+    # till 20 minutes from now: whenever the page loads in that time, the window the
+    # dashboard judges (the latest complete one) is inside the outage and full of data
+    window = Window("checkout-outage", now_ms - 25 * minute, now_ms + 20 * minute)
+    csv = tmp_path_factory.mktemp("outage") / "events.csv"
+    eps = OUTAGE_RATE / world.traffic_factor(now_ms)  # the same volume at any hour
+    t0 = time.monotonic()
+    n = write_events(csv, 7, eps, now_ms - 115 * minute, window.end_ms, (window,))
+    out = run_batch_job(settings, (csv, "stream"))
+    print(f"\nseeded {n:,} events through the batch job in {time.monotonic() - t0:.0f}s: {out}")
+    return settings, window
+
+
+def test_dashboard_browser_shades_a_scenario_window_and_shows_the_detectors_flag(outage, page):
+    settings, w = outage
+    start = dt.datetime.fromtimestamp(w.start_ms / 1000, dt.UTC)
+    scenario = f"checkout-outage@{start:%Y-%m-%dT%H:%M:%SZ}+{(w.end_ms - w.start_ms) // 60_000}m"
+    with served_dashboard(settings, refresh=2.0, args=("--scenario", scenario)) as url:
+        local_only(page, url)
+        page.goto(url)
+        page.wait_for_function(RENDERED, timeout=60_000)
+        page.wait_for_function(CHARTS_WITH_DATA, arg=[SPECS["page-views-time"].full_title],
+                               timeout=60_000)
+
+        # the detector's flag: orders stopped coming, in the latest complete window
+        note = page.locator(".banner-watch")
+        flag = note.get_by_text("orders per cart view").first
+        flag.wait_for(timeout=30_000)
+        page.wait_for_function(RENDERED, timeout=60_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-scenario-checkout-outage.png"),
+                        full_page=True)
+        assert note.get_by_text("Left its baseline").count() == 1
+        line = flag.inner_text().strip()
+        assert "vs a baseline of" in line and "x0.00" in line and line.endswith("drop"), line
+
+        # the window, shaded and labelled on the page-views chart, inside its time axis
+        shaded = page.evaluate(SHADED)
+        page_views = [s for s in shaded if s[0] == SPECS["page-views-time"].full_title]
+        assert page_views, shaded
+        title, left, right, x_start, x_end, labels = page_views[0]
+        assert (left, right) == (w.start_ms, w.end_ms), page_views
+        assert x_start < left < x_end and "checkout-outage" in labels, page_views
 
 
 def test_dashboard_browser_missing_chromium_fails_with_install_hint(tmp_path):
