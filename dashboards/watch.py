@@ -5,8 +5,9 @@ Watched, so that each scenario of `clickstream demo --scenario ...` moves one of
 - orders per cart view: `confirmation` over `cart` page views (`time_agg`); a drop is
   purchases that stopped coming (checkout-outage). Not per `checkout` view: the checkout
   page has a `begin_checkout` and a click, never a `view`, so `time_agg` has no row for it;
-- page views of each page (`time_agg`); a spike is a sale on a listing (flash-sale) or a
-  crawler (bot-burst);
+- page views of each page (`time_agg`); a spike is a crawler (bot-burst). A flash sale
+  lifts the views of all listings only x1.5-1.8 in 5-minute windows (its category is not
+  in `time_agg`), under the rule's 2: it is shaded on the charts, not flagged;
 - events of each campaign source and of each campaign (`campaign_events`); a source that
   vanishes (traffic-drop) or a new campaign (campaign-launch, a spike from nothing).
 
