@@ -395,10 +395,12 @@ class CassandraSink:
     this process's own CQL session with a prepared INSERT per table. A failed or timed-out
     statement raises, which fails the micro-batch (replayed at restart)."""
 
-    def __init__(self, settings: Settings, keyspace: str | None = None, concurrency: int = 64):
+    def __init__(self, settings: Settings, keyspace: str | None = None, concurrency: int = 16,
+                 batch_rows: int = 100):
         self.settings = settings
         self.keyspace = keyspace or settings.cassandra_keyspace
         self.concurrency = concurrency
+        self.batch_rows = batch_rows
         self._cluster = self._session = None
         self._insert: dict[str, object] = {}
 
@@ -408,7 +410,11 @@ class CassandraSink:
         write_table(df, self.keyspace, name)
 
     def write_rows(self, name: str, rows: list[dict]) -> None:
-        from cassandra.concurrent import execute_concurrent_with_args
+        """Upsert `rows` (dicts of the table's columns): as the connector does, the rows of
+        one partition (one day: every table here) go in unlogged batches of at most
+        `batch_rows`, exempt from Cassandra's batch-size limits since single-partition."""
+        from cassandra.concurrent import execute_concurrent
+        from cassandra.query import BatchStatement, BatchType
 
         if not rows:
             return
@@ -416,13 +422,24 @@ class CassandraSink:
             from shared.clients.cassandra import connect
 
             self._cluster, self._session = connect(self.settings, self.keyspace)
-        cols = tb.table(name).column_names
+        table = tb.table(name)
+        cols = table.column_names
         if name not in self._insert:
             self._insert[name] = self._session.prepare(
                 f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})")
-        execute_concurrent_with_args(self._session, self._insert[name],
-                                     [[r[c] for c in cols] for r in rows],
-                                     concurrency=self.concurrency, raise_on_first_error=True)
+        insert = self._insert[name]
+        by_partition: dict[tuple, list[dict]] = {}
+        for r in rows:
+            by_partition.setdefault(tuple(r[k] for k in table.partition_key), []).append(r)
+        batches = []
+        for part in by_partition.values():
+            for i in range(0, len(part), self.batch_rows):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for r in part[i:i + self.batch_rows]:
+                    batch.add(insert, [r[c] for c in cols])
+                batches.append((batch, None))
+        execute_concurrent(self._session, batches, concurrency=self.concurrency,
+                           raise_on_first_error=True)
 
     def close(self) -> None:
         if self._cluster is not None:
