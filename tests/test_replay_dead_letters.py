@@ -13,6 +13,7 @@ from test_producer_run import FakeSink, settings
 
 from services.cli import cli
 from services.producer import replay
+from shared import tables as tb
 from shared.errors import ClickstreamError
 
 Letter = namedtuple("Letter", "day received_at source kafka_partition kafka_offset reason "
@@ -120,9 +121,11 @@ def test_replay_marks_nothing_when_kafka_fails(session):
 
 
 def test_replay_days_and_keys():
-    assert replay.days(utc(T0), utc(T0 + dt.timedelta(hours=15))) == [
+    # the day partitions a window reads: the shared helper the dashboard reads with too
+    assert list(tb.days_between(utc(T0), utc(T0 + dt.timedelta(hours=15)))) == [
         dt.date(2026, 12, 3), dt.date(2026, 12, 4)]
-    assert replay.days(utc(T0), utc(dt.datetime(2026, 12, 4))) == [dt.date(2026, 12, 3)]
+    assert list(tb.days_between(utc(T0), utc(dt.datetime(2026, 12, 4)))) == [
+        dt.date(2026, 12, 3)]
     assert replay.session_key('{"session_id": "abc"}') == b"abc"
     assert replay.session_key("{not json") is None and replay.session_key("[1]") is None
 

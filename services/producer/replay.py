@@ -46,12 +46,6 @@ class ReplayResult:
     by_reason: dict[str, int] = field(default_factory=dict)  # what was (or would be) sent
 
 
-def days(since: dt.datetime, until: dt.datetime) -> list[dt.date]:
-    """The UTC day partitions that [since, until) touches."""
-    first, last = since.date(), (until - dt.timedelta(microseconds=1)).date()
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 def find(session, reason: str, since: dt.datetime, until: dt.datetime):
     """(dead letters to send, how many of the matching ones were replayed before): the rows
     as (key tuple, reason, payload)."""
@@ -61,7 +55,7 @@ def find(session, reason: str, since: dt.datetime, until: dt.datetime):
                               f"{where}")
     marks = session.prepare(f"SELECT {cols} FROM {tb.DEAD_LETTER_REPLAYS.name} {where}")
     todo, already = [], 0
-    for day in days(since, until):
+    for day in tb.days_between(since, until):
         done = {tuple(r) for r in session.execute(marks, (day, since, until))}
         for r in session.execute(letters, (day, since, until)):
             if reason not in (r.reason or ""):
