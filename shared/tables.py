@@ -285,11 +285,8 @@ DEAD_LETTER = Table(
 DEAD_LETTER_REPLAYS = Table(
     name="dead_letter_replays",
     columns=(
-        Column(DAY, "date"),
-        Column("received_at", "timestamp"),
-        Column("source", TXT),
-        Column("kafka_partition", "int"),
-        Column("kafka_offset", BIG),
+        # the primary key of the dead_letter row it replayed
+        *(DEAD_LETTER.column(c) for c in DEAD_LETTER.primary_key),
         Column("replayed_at", "timestamp"),
         Column("replayed_to", TXT),
     ),
