@@ -16,13 +16,16 @@ This module draws the arrivals and the visitors of each block and puts the parts
 - `rows.py`: the tuple layouts; a session's partial events + constants -> event rows;
 - `noise.py`: bots, late sends, duplicates, malformed markers, out-of-order delivery;
 - `malformed.py`: the malformed payloads, rendered by the wire encoder (`wire.py`);
+- `lines.py`: JSON lines straight from the walk, for `block_lines` (`clickstream simulate`);
 - `delivery.py`: per-block rows -> rows in delivery (or event-time) order;
 - `scenarios.py`: incidents and events applied inside a time window (`SimConfig.scenarios`).
 
 `Simulator.rows()` gives event rows in delivery order and `Simulator.events()` the event
-dicts of `shared.events`. The CSV generator skips the full rows: it takes the partial
-tuples and the per-session constants from `block_columns` and builds Polars columns in
-bulk. Both paths draw the same random numbers, so they hold the same events.
+dicts of `shared.events`. `clickstream simulate` takes `block_lines`: the same rows as
+`block_rows`, as (sent_at, JSON line) pairs, each session encoded as it is walked. The
+CSV generator skips the full rows: it takes the partial tuples and the per-session
+constants from `block_columns` and builds Polars columns in bulk. All paths draw the same
+random numbers, so they hold the same events.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from functools import cached_property
 
 from services.simulator import world
 from services.simulator.delivery import BLOCK_MS, in_time_order
-from services.simulator.malformed import MALFORMED, event_row
+from services.simulator.malformed import MALFORMED, event_row, marker
 from services.simulator.noise import (
     Noise,
     bot_ip,
@@ -288,6 +291,103 @@ class Simulator:
                 if not lo <= t0 < hi:
                     skipped.add(sid)
         return perturb(nrng, rows, self.config.noise)
+
+    # ------------------------------------------------------------ JSON lines
+    def block_lines(self, block: int, encoder, not_before: int = 0,
+                    not_after: int | None = None) -> list[tuple[int, bytes]]:
+        """`block_rows` as (sent_at, wire bytes) pairs, in the same order, from `encoder`
+        (`lines.line_encoder`): each human session is encoded as it is walked, without
+        building its rows. What noise changes (a late send's time, a malformed payload)
+        and bots are made as rows and encoded by `encoder.row`; blocks with a scenario
+        active take `block_rows` whole."""
+        if self.config.scenarios and self._active(block):
+            return [(r[SENT], encoder.row(r)) for r in self.block_rows(block, not_before,
+                                                                        not_after)]
+        start = block * BLOCK_MS
+        lo, hi = not_before, BLOCK_MS * (block + 1) if not_after is None else not_after
+        partial = not (lo <= start and hi >= start + BLOCK_MS)
+        tb, cat = self._tables, self.catalogue
+        lat = tb["latency"]
+        lines: list[tuple[int, bytes | None]] = []
+        add, encode = lines.append, encoder.session
+        noisy = self.config.noise.any
+        sessions = []  # (its first line, partial events, constants): to rebuild a row
+        skipped = False
+        for rng, sid, t0, user, returning in self._visits(block):
+            evs, src, referrer = walk(rng, sid, t0, user, returning, tb, cat)
+            constants = session_constants(sid, user, referrer, src.utm_source,
+                                          src.utm_medium, src.utm_campaign)
+            if noisy:
+                sessions.append((len(lines), evs, constants))
+            if partial and not lo <= t0 < hi:
+                # outside the window: drawn all the same (see block_rows), written as None
+                rand = rng.random
+                lines += [(rand(), None) for _ in evs]
+                skipped = True
+            else:
+                encode(add, evs, constants, rng.random, lat)
+        if noisy:
+            lines, some_skipped = self._noise_lines(block, start, lines, sessions, lo, hi,
+                                                    encoder)
+            skipped = skipped or some_skipped
+        if skipped:
+            lines = [pair for pair in lines if pair[1] is not None]
+        return lines
+
+    def _noise_lines(self, block, start, lines, sessions, lo, hi, encoder):
+        """`_add_noise` for `block_lines`: bots encoded from their rows, then late sends,
+        duplicates and malformed payloads drawn by `perturb_draws` as `perturb` does."""
+        nrng = random.Random(f"{self.config.seed}:{block}:noise")
+        noise = self.config.noise
+        bots: list[tuple] = []
+        first_bot = len(lines)
+        skipped = False
+        if self.bot_sessions_per_ms:
+            lam = self.bot_sessions_per_ms * BLOCK_MS * world.traffic_factor(start + BLOCK_MS // 2)
+            for i in range(poisson(nrng, lam)):
+                t0 = start + int(nrng.random() * BLOCK_MS)
+                first = len(bots)
+                bot_session(nrng, bots, f"{self.tag}{block:x}b{i:03x}", t0, self.catalogue)
+                if lo <= t0 < hi:
+                    lines += [(r[SENT], encoder.row(r)) for r in bots[first:]]
+                else:
+                    lines += [(r[SENT], None) for r in bots[first:]]
+                    skipped = True
+        if not (noise.late_rate or noise.duplicate_rate or noise.malformed_rate):
+            return lines, skipped
+        delays, twice, broken = perturb_draws(nrng, len(lines), noise)
+        firsts = [s[0] for s in sessions]
+
+        def row_at(i: int) -> tuple:
+            if i >= first_bot:
+                return bots[i - first_bot]
+            first, evs, constants = sessions[bisect(firsts, i) - 1]
+            rows: list[tuple] = []
+            complete_session(rows.append, evs, constants,
+                             [s for s, _ in lines[first:first + len(evs)]])
+            return rows[i - first]
+
+        out: list = []
+        done = 0
+        for i in sorted({*delays, *twice, *broken}):  # few rows: copy the clean runs between
+            out.extend(lines[done:i])
+            done = i + 1
+            pair = lines[i]
+            if pair[1] is None:  # a skipped session's: so are its duplicate and payload
+                out.append(pair)
+                continue
+            if i in delays or i in broken:
+                row = row_at(i)
+                if i in delays:
+                    row = (*row[:SENT], row[TS] + delays[i], *row[SENT + 1:])
+                    pair = (row[SENT], encoder.row(row))
+            out.append(pair)
+            if i in twice:
+                out.append(pair)
+            if i in broken:
+                out.append((row[SENT], encoder.row(marker(broken[i], row))))
+        out.extend(lines[done:])
+        return out, skipped
 
     # ------------------------------------------------------------ one session
     def _session(self, rng, rows, sid, t0, user, returning, tweaks=None):

@@ -2,7 +2,8 @@
 --workers N`).
 
 Each simulated minute is seeded by (seed, minute) alone, so worker processes can simulate
-and encode *chunks* of consecutive minutes independently. What one process does with the
+and encode *chunks* of consecutive minutes independently (`Simulator.block_lines`: each
+row as its (sent_at, line) pair). What one process does with the
 rows (`delivery.in_time_order`) is: put each row in the bucket of its delivery minute, in
 generation order, and hand a bucket out, stably sorted by `sent_at`, once its own minute has
 been generated. Here a worker sorts its chunk's share of each bucket stably; the parent
@@ -33,11 +34,10 @@ from operator import itemgetter
 from typing import BinaryIO
 
 from services.simulator.delivery import BLOCK_MS
-from services.simulator.malformed import MALFORMED
+from services.simulator.lines import RowLines, SessionLines, line_encoder
 from services.simulator.model import SimConfig, Simulator
 from services.simulator.noise import shuffle_some
-from services.simulator.rows import SENT
-from services.simulator.versions import DEFAULT_MODE, VersionedEncoder
+from services.simulator.versions import DEFAULT_MODE
 from shared import signals
 
 CHUNK_ROWS = 20_000  # rows per task: big enough to amortise a round trip, small in memory
@@ -46,7 +46,7 @@ IN_FLIGHT_PER_WORKER = 2
 # the forked workers' state, set by the parent before the pool starts (inherited, so the
 # population and catalogue are built once)
 _sim: Simulator | None = None
-_encode: VersionedEncoder | None = None
+_encoder: SessionLines | RowLines | None = None
 _not_before = 0
 _blocks_per_chunk = 1
 
@@ -70,21 +70,19 @@ def _chunk(first_block: int) -> list[tuple[int, array, bytes]]:
     lines come as one newline-terminated blob: the parent mostly writes it as it is."""
     by_minute: dict[int, list] = {}
     for block in range(first_block, first_block + _blocks_per_chunk):
-        for row in _sim.block_rows(block, _not_before):
-            minute = row[SENT] // BLOCK_MS
+        for pair in _sim.block_lines(block, _encoder, _not_before):
+            minute = pair[0] // BLOCK_MS
             share = by_minute.get(minute)
             if share is None:
-                by_minute[minute] = [row]
+                by_minute[minute] = [pair]
             else:
-                share.append(row)
-    encode, event = _encode, _encode.event  # the event encoder without the marker test
+                share.append(pair)
     out = []
     for minute in sorted(by_minute):
-        rows = by_minute[minute]
-        rows.sort(key=itemgetter(SENT))
-        lines = [event(r) if r[0] is not MALFORMED else encode(r) for r in rows]
-        blob = b"\n".join(lines) + b"\n"
-        out.append((minute, array("q", [r[SENT] for r in rows]), blob))
+        pairs = by_minute[minute]
+        pairs.sort(key=itemgetter(0))
+        blob = b"\n".join([line for _, line in pairs]) + b"\n"
+        out.append((minute, array("q", [sent for sent, _ in pairs]), blob))
     return out
 
 
@@ -104,10 +102,10 @@ def _final_lines(shares: list[tuple[array, bytes]]) -> list[bytes]:
 def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
                           workers: int, schema_version: str = DEFAULT_MODE) -> int:
     """`run.run_simulate` with `workers` processes; the same bytes."""
-    global _sim, _encode, _not_before, _blocks_per_chunk
+    global _sim, _encoder, _not_before, _blocks_per_chunk
     sim = Simulator(config)
     _ = (sim.population, sim.catalogue, sim._tables)  # built once, inherited by the workers
-    _sim, _encode, _not_before = sim, VersionedEncoder(schema_version), start_ms
+    _sim, _encoder, _not_before = sim, line_encoder(schema_version), start_ms
     _blocks_per_chunk = max(1, round(CHUNK_ROWS / (config.events_per_second * 60)))
     ooo = config.noise.out_of_order_rate
     orng = random.Random(f"{config.seed}:{start_ms}:order") if ooo else None

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from typing import BinaryIO
 
 from services.simulator import parallel
 from services.simulator import profile as _profile
+from services.simulator.delivery import BLOCK_MS, in_time_order
+from services.simulator.lines import line_encoder
 from services.simulator.model import SimConfig, Simulator
-from services.simulator.versions import DEFAULT_MODE, VersionedEncoder
+from services.simulator.noise import shuffle_some
+from services.simulator.versions import DEFAULT_MODE
 
 
 def run_simulate(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
@@ -21,19 +25,23 @@ def run_simulate(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
     if workers > 1 and n_events >= parallel.CHUNK_ROWS:
         return parallel.run_simulate_parallel(config, start_ms, n_events, out, workers,
                                               schema_version=schema_version)
-    encode = VersionedEncoder(schema_version)
+    sim = Simulator(config)
+    encoder = line_encoder(schema_version)
+    ooo = config.noise.out_of_order_rate
+    orng = random.Random(f"{config.seed}:{start_ms}:order") if ooo else None
     written = 0
-    buf: list[bytes] = []
-    for row in Simulator(config).rows(start_ms):
+    # what `Simulator.rows` does, on (sent_at, line) pairs: the same order, the same shuffle
+    for ready in in_time_order(lambda b: sim.block_lines(b, encoder, start_ms),
+                               start_ms // BLOCK_MS, 0):
+        if ooo:
+            shuffle_some(orng, ready, ooo)
+        if len(ready) > n_events - written:
+            del ready[n_events - written:]
+        if ready:
+            out.write(b"\n".join([line for _, line in ready]) + b"\n")
+            written += len(ready)
         if written >= n_events:
             break
-        buf.append(encode(row))
-        written += 1
-        if len(buf) >= 4096:
-            out.write(b"\n".join(buf) + b"\n")
-            buf.clear()
-    if buf:
-        out.write(b"\n".join(buf) + b"\n")
     out.flush()
     return written
 
