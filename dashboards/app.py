@@ -44,9 +44,26 @@ def _fmt(value, spec: str, none: str = "—") -> str:
     return none if value is None else spec.format(value)
 
 
+class _Page(pn.template.FastListTemplate):
+    """The page, added to a session's document with one recompute of its model graph.
+
+    Bokeh recomputes a document's whole model graph after each root added, and the
+    template adds nine (header, sidebar, main, modal, location...): frozen, the page's
+    server_doc took 0.28 s per session instead of 0.44 s (same process, alternating).
+    """
+
+    def server_doc(self, doc=None, title=None, location=True):
+        doc = doc if doc is not None else pn.state.curdoc
+        if doc is None:
+            return super().server_doc(doc, title, location)
+        with doc.models.freeze():
+            return super().server_doc(doc, title, location)
+
+
 class Dashboard(pn.viewable.Viewer):
     """Stream/batch switch, time range, refresh interval; everything else is derived."""
 
+    page_template = _Page  # the bench measures the plain FastListTemplate beside it
     mode = param.Selector(objects=list(MODES), default="stream", doc="stream or _batch tables")
     time_range = param.Selector(objects=list(RANGES), default=DEFAULT_RANGE)
     refresh_seconds = param.Number(default=5.0, bounds=(0.5, 3600), doc="auto-refresh period")
@@ -195,7 +212,7 @@ class Dashboard(pn.viewable.Viewer):
     def __panel__(self):
         # one root for the whole main area: Bokeh recomputes the document's model graph per
         # root added, so one root per row made the first render several times slower
-        template = pn.template.FastListTemplate(
+        template = self.page_template(
             title=TITLE, sidebar=[self.controls()],
             main=[pn.Column(*self.main(), sizing_mode="stretch_width")], accent=ACCENT,
             sidebar_width=260, main_layout=None)

@@ -7,6 +7,11 @@ the axis ranges and categories): the figure and its sources are never rebuilt, s
 costs a few data patches, not a HoloViews re-render (measured ~18 ms of Python per chart
 plus a document rebuild, see `make bench BENCH=dashboard`).
 
+hvplot draws each chart once per server process: a browser session gets its own copy of
+that drawing (`Drawings`: the figure kept serialized, never as a Bokeh model, since a model
+belongs to one document), which costs what building the figure with plain Bokeh costs
+instead of two to three times that.
+
 How a frame fills a rendered figure, per hvplot's layout (pinned by the unit tests):
 * bars without `by`: one source with the frame's x, y and hover columns;
 * bars with `by`: one source with `xoffsets` = (x, by) pairs, nested category factors;
@@ -17,12 +22,17 @@ How a frame fills a rendered figure, per hvplot's layout (pinned by the unit tes
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import panel as pn
 from bokeh.core.properties import field
+from bokeh.core.serialization import Deserializer, Serializer
 from bokeh.models import (
     BoxAnnotation,
     ColumnDataSource,
@@ -33,6 +43,7 @@ from bokeh.models import (
     NumeralTickFormatter,
 )
 from bokeh.transform import dodge
+from bokeh.util.serialization import make_id
 
 from dashboards.ranges import table_for
 from dashboards.reader import Snapshot, empty_frame
@@ -108,6 +119,9 @@ def render(spec: ChartSpec, frame: pd.DataFrame):
         element = frame.hvplot.bar(color=spec.color, rot=0 if time_x else 30, **opts)
     fig = hv.render(element.opts(default_tools=["save"], toolbar="above"), backend="bokeh")
     fig.toolbar.logo = None
+    # HoloViews asks for WebGL; our charts have at most a few thousand points, and each
+    # WebGL canvas costs the browser a GL context (a software one without a GPU)
+    fig.output_backend = "canvas"
     if spec.by and spec.kind != "line":
         # grouped bars: HoloViews labels each bar with its series, which overlap at any
         # size; a legend says the series once and the axis names only the groups
@@ -145,16 +159,67 @@ def _shade(figure, mark: Mark) -> None:
                             text_font_size="9pt", text_color=PALETTE[1], x_offset=3))
 
 
+_ID = re.compile(r'"id":"([^"\\]+)"')
+
+
+class Drawings:
+    """The figures drawn in this process, each kept as Bokeh's serialized form (JSON text),
+    so that the next browser session gets a copy with new model ids instead of a new
+    drawing. A Bokeh model belongs to one document: the cache never holds one.
+
+    Deserialising a chart costs what building it with `bokeh.plotting` costs; drawing it
+    with hvplot (`hv.render`) two to three times that (`make bench BENCH=dashboard`).
+    """
+
+    def __init__(self):
+        self._texts: dict[object, str] = {}
+        self._lock = threading.Lock()
+
+    def figure(self, key, draw: Callable[[], object]):
+        """A figure of its own for the caller: `draw()` the first time, then copies."""
+        with self._lock:
+            text = self._texts.get(key)
+        if text is None:
+            fig = draw()
+            serialized = Serializer(deferred=False).serialize(fig)  # arrays inline, base64
+            with self._lock:
+                self._texts.setdefault(key, json.dumps(serialized.content,
+                                                       separators=(",", ":")))
+            return fig
+        fresh: dict[str, str] = {}
+
+        def new_id(m: re.Match) -> str:
+            old = m.group(1)
+            if old not in fresh:
+                fresh[old] = make_id()
+            return f'"id":"{fresh[old]}"'
+
+        fig = Deserializer().deserialize(json.loads(_ID.sub(new_id, text)))
+        for r in (fig.x_range, fig.y_range):  # JSON has no tuples: nested factors are pairs
+            if isinstance(r, FactorRange):
+                r.factors = [tuple(f) if isinstance(f, list) else f for f in r.factors]
+        return fig
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+#: this server process's drawings, shared by its browser sessions
+DRAWINGS = Drawings()
+
+
 class Chart:
     """One chart: an hvplot-rendered Bokeh figure in a Panel pane; `update(df)` patches it.
 
     The figure is rendered on first use (`ensure`), not with the Chart: the charts of tabs
-    nobody opened cost nothing.
+    nobody opened cost nothing. It is drawn once per process (`Drawings`); `drawings=None`
+    draws it for every Chart (the bench's before/after).
     """
 
-    def __init__(self, spec: ChartSpec, render=render):
+    def __init__(self, spec: ChartSpec, render=render, drawings: Drawings | None = DRAWINGS):
         self.spec = spec
         self._render = render  # (spec, frame) -> Bokeh figure; the bench swaps in plain Bokeh
+        self._drawings = drawings
         self.name = spec.name
         self.title = spec.full_title
         self.figure = None
@@ -174,7 +239,12 @@ class Chart:
     def ensure(self) -> Chart:
         if self.figure is None:
             empty = empty_view(self.spec)
-            self.figure = self._render(self.spec, _placeholder(empty, self.spec))
+
+            def draw():
+                return self._render(self.spec, _placeholder(empty, self.spec))
+
+            self.figure = (draw() if self._drawings is None
+                           else self._drawings.figure((self._render, self.spec), draw))
             self._time_x = empty[self.spec.x].dtype.kind == "M"
             self._numeric_x = not self._time_x and empty[self.spec.x].dtype.kind in "iuf"
             for r in self.figure.renderers:

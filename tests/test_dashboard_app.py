@@ -209,6 +209,39 @@ def test_dashboard_chart_grouped_bars_keep_two_level_factors_without_data():
         isinstance(f, tuple) and len(f) == 2 for f in chart.figure.x_range.factors)
 
 
+def test_dashboard_chart_drawn_once_per_process_each_session_gets_its_own_models():
+    """hvplot draws a chart once per process; every later Chart gets a copy of that
+    drawing with model ids of its own (a Bokeh model belongs to one document), updated in
+    place independently of the others."""
+    from bokeh.document import Document
+    from bokeh.models import HoverTool
+
+    from dashboards import charts
+
+    drawings, drawn = charts.Drawings(), []
+
+    def counting(spec, frame):
+        drawn.append(spec.name)
+        return charts.render(spec, frame)
+
+    spec = specs.SPECS["campaign-actions"]
+    first, second = (Chart(spec, render=counting, drawings=drawings).ensure() for _ in "ab")
+    assert drawn == ["campaign-actions"] and len(drawings) == 1
+    a, b = first.figure, second.figure
+    assert not {m.id for m in a.references()} & {m.id for m in b.references()}
+    assert b.output_backend == "canvas" and b.title.text == spec.full_title
+    assert b.x_range.factors == a.x_range.factors and isinstance(b.x_range.factors[0], tuple)
+    assert [type(r.glyph) for r in b.renderers] == [type(r.glyph) for r in a.renderers]
+    (hover,) = b.select(HoverTool)
+    assert [tuple(t) for t in hover.tooltips] == [tuple(t) for t in a.select(HoverTool)[0].tooltips]
+    second.update(pd.DataFrame({"utm_campaign": ["x", "x"], "action": ["add_to_cart", "purchases"],
+                                "actions": [5, 2]}))
+    assert list(second.sources["main"].data["actions"]) == [5, 2]
+    assert list(first.sources["main"].data["actions"]) == []  # still its empty frame
+    for fig in (a, b):  # each in a document of its own, as two browser sessions have
+        Document().add_root(fig)
+
+
 def test_dashboard_shared_reader_is_per_settings_never_the_first_ones():
     from shared.settings import Settings
 
