@@ -26,6 +26,12 @@ rows): `dense` fills the gaps with zeros.
 
     flags = detect(dense(points, 15 * 60_000, start_ms, end_ms), Rule(low=0.5, high=2.0))
     for f in flags: print(f.reason)
+
+`compare` is the same rule with a baseline that needs no history: the groups of ONE window
+(the categories of an hour), each a rate, each against the pooled rate of all the others in
+that window -- for groups that are alike, such as the share of product views that lead to a
+cart addition in each category of a shop. `compare_windows` does it window after window,
+with a guard on each group's count against its own past windows.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 DAY_MS = 86_400_000
@@ -137,3 +143,91 @@ def _flag(p: Point, value: float, base: float, kind: str, bound: str, n: int,
     return Flag(p.start_ms, value, base, kind,
                 f"{when} UTC: {value:.4g} vs a baseline of {base:.4g} (median of {of}), "
                 f"{ratio}, {bound}: {kind}")
+
+
+def compare(groups: Mapping[str, Point], rule: Rule | None = None, of: str = "groups"
+            ) -> dict[str, Flag | None]:
+    """Each group of one window (each a rate, `count / total`) against the pooled rate of
+    all the OTHER groups of that window: (sum of their counts) / (sum of their totals).
+
+    The verdict of every group judged: its `Flag` when its rate is below `low` or above
+    `high` x the others' rate, else None. A group is judged with the evidence of a count
+    (rule 2 of the module doc) on both sides: its count, or the count its total would
+    give at the others' rate, and the others' count reach `min_count`.
+    `lookback`, `min_history` and `baseline` play no part: the baseline is the other
+    groups, now. `of` names the groups in the reason ("categories")."""
+    rule = rule or Rule()
+    others = f"the other {len(groups) - 1} {of} together"
+    return {name: _vs_others(p, base, kind, rule, others) if kind else None
+            for name, (p, base, kind) in _against_others(groups, rule).items()}
+
+
+def _against_others(groups: Mapping[str, Point], rule: Rule
+                    ) -> dict[str, tuple[Point, float, str | None]]:
+    """name -> (its point, the others' rate, "drop" | "spike" | None) of each group judged"""
+    starts = {p.start_ms for p in groups.values()}
+    if len(starts) > 1 or any(p.total is None for p in groups.values()):
+        raise ValueError("compare takes the rates (count, total) of one window")
+    count = sum(p.count for p in groups.values())
+    total = sum(p.total for p in groups.values())
+    out = {}
+    for name, p in groups.items():
+        rest_count, rest_total = count - p.count, total - p.total
+        if not p.total or not rest_total or rest_count < rule.min_count:  # no baseline
+            continue
+        base = rest_count / rest_total
+        if max(p.count, p.total * base) < rule.min_count:
+            continue
+        kind = ("drop" if p.value < rule.low * base else
+                "spike" if p.value > rule.high * base else None)
+        out[name] = (p, base, kind)
+    return out
+
+
+def _vs_others(p: Point, base: float, kind: str, rule: Rule, others: str,
+               also: str = "") -> Flag:
+    when = dt.datetime.fromtimestamp(p.start_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+    ratio = f"x{p.value / base:.2f}" if base else "new"
+    bound = f"below {rule.low:g}x" if kind == "drop" else f"above {rule.high:g}x"
+    return Flag(p.start_ms, p.value, base, kind,
+                f"{when} UTC: {p.value:.4g} ({p.count:,.0f} of {p.total:,.0f}) vs {base:.4g} "
+                f"in {others}, {ratio}, {bound}{also}: {kind}")
+
+
+def compare_windows(windows: Mapping[int, Mapping[str, Point]], rule: Rule | None = None,
+                    of: str = "groups", counts: str = "counts"
+                    ) -> dict[int, dict[str, Flag | None]]:
+    """`compare` in each window (window start -> its groups), with a guard against a
+    change of the totals that hits the groups unevenly (a crawler's product views, spread
+    over every product, dilute the rate of a small category more than a popular one's):
+    a group flagged by `compare` stays flagged only if its count per count of the other
+    groups also left its running baseline in the same direction -- below `low` or above
+    `high` x the median of that ratio in its previous `lookback` windows in which it was
+    judged and not flagged. A group without such a window yet (in the first window of the
+    data, or after windows of too little evidence) has `compare` alone.
+
+    window start -> the verdict of each group judged (`compare`'s, guarded)."""
+    rule = rule or Rule()
+    past: dict[str, list[float]] = {}  # group -> its count per other count, unflagged
+    out: dict[int, dict[str, Flag | None]] = {}
+    for start in sorted(windows):
+        groups = windows[start]
+        others = f"the other {len(groups) - 1} {of} together"
+        all_counts = sum(p.count for p in groups.values())
+        verdicts: dict[str, Flag | None] = {}
+        for name, (p, base, kind) in _against_others(groups, rule).items():
+            per = p.count / (all_counts - p.count)  # > 0: `compare` judged it
+            before = past.get(name, [])[-rule.lookback:]
+            also = ""
+            if kind and before:
+                usual = statistics.median(before)
+                moved = per > rule.high * usual if kind == "spike" else per < rule.low * usual
+                kind = kind if moved else None
+                also = (f", with {100 * per:.3g} {counts} per 100 in the others vs "
+                        f"{100 * usual:.3g} (median of {len(before)} previous "
+                        f"window{'s' if len(before) > 1 else ''})")
+            verdicts[name] = _vs_others(p, base, kind, rule, others, also) if kind else None
+            if not kind:
+                past.setdefault(name, []).append(per)
+        out[start] = verdicts
+    return out

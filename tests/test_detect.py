@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.detect import DAY_MS, Point, Rule, dense, detect
+from shared.detect import DAY_MS, Point, Rule, compare, compare_windows, dense, detect
 
 STEP = 15 * 60_000
 
@@ -72,3 +72,67 @@ def test_dense_fills_missing_windows_with_zeros():
 def test_detect_rule_rejects_nonsense(bad):
     with pytest.raises(ValueError):
         Rule(**bad)
+
+
+def test_compare_flags_a_group_against_the_pooled_rate_of_the_others():
+    hour = 13 * 3_600_000
+    groups = {"a": Point(hour, 30, 1000), "b": Point(hour, 60, 2000),
+              "c": Point(hour, 100, 1600), "d": Point(hour, 5, 1000)}
+    verdicts = compare(groups, Rule(low=0.5, high=1.5, min_count=20), of="categories")
+    # c: 100/1600 = 0.0625 vs (30+60+5)/(1000+2000+1000) = 0.02375 -> x2.63, a spike;
+    # d: 5/1000 vs 190/4600 = 0.0413 -> x0.12, a drop (expected 41 at the others' rate);
+    # a: 30/1000 vs 165/4600 = 0.0359 -> x0.84, judged and quiet
+    assert {k: v and v.kind for k, v in verdicts.items()} == {
+        "a": None, "b": None, "c": "spike", "d": "drop"}
+    c = verdicts["c"]
+    assert (c.value, c.baseline) == (0.0625, 95 / 4000)
+    assert c.reason == ("1970-01-01 13:00 UTC: 0.0625 (100 of 1,600) vs 0.02375 in the other "
+                        "3 categories together, x2.63, above 1.5x: spike")
+
+
+def test_compare_needs_evidence_and_other_groups():
+    rule = Rule(low=0.5, high=1.5, min_count=20)
+    # a: x3, but 9 cart additions where 3 were expected; b: against a's 9: none judged
+    assert compare({"a": Point(0, 9, 100), "b": Point(0, 30, 1000)}, rule) == {}
+    # a: expected 20 at b's rate, none came: a drop; b: against a's 0, not judged
+    verdicts = compare({"a": Point(0, 0, 1000), "b": Point(0, 20, 1000)}, rule)
+    assert list(verdicts) == ["a"] and verdicts["a"].kind == "drop"
+    # a lone group, or others without a count, has nothing to compare with
+    assert compare({"a": Point(0, 50, 100)}, rule) == {}
+    assert compare({"a": Point(0, 50, 100), "b": Point(0, 0, 0)}, rule) == {}
+    assert compare({}, rule) == {}
+
+
+def test_compare_takes_the_rates_of_one_window():
+    with pytest.raises(ValueError):
+        compare({"a": Point(0, 1, 10), "b": Point(60_000, 1, 10)})
+    with pytest.raises(ValueError):
+        compare({"a": Point(0, 1), "b": Point(0, 1, 10)})
+
+
+def test_compare_windows_guards_each_flag_with_the_groups_own_past_counts():
+    rule = Rule(low=0.5, high=1.5, min_count=20)
+
+    def window(t, a, b, c):  # (count, total) of groups a, b, c in window t
+        return {name: Point(t * STEP, *nt) for name, nt in zip("abc", (a, b, c), strict=True)}
+
+    verdicts = compare_windows({
+        0: window(0, (30, 1000), (30, 1000), (30, 1000)),
+        # a's rate x2 the others', but its count per count of the others did not move
+        # (the others' totals grew): not flagged
+        1: window(1, (30, 1000), (30, 2000), (30, 2000)),
+        # a's rate and its count x2: flagged, against the median of windows 0 and 1 (0.5)
+        2: window(2, (60, 1000), (30, 1000), (30, 1000)),
+        # still: flagged windows stay out of the baseline
+        3: window(3, (60, 1000), (30, 1000), (30, 1000)),
+    }, rule, of="categories", counts="cart additions")
+    kinds = {t: {k: f and f.kind for k, f in v.items()} for t, v in verdicts.items()}
+    assert kinds == {0: {"a": None, "b": None, "c": None}, 1: {"a": None, "b": None, "c": None},
+                     2: {"a": "spike", "b": None, "c": None},
+                     3: {"a": "spike", "b": None, "c": None}}
+    assert verdicts[3]["a"].reason.endswith(
+        "x2.00, above 1.5x, with 100 cart additions per 100 in the others vs 50 (median of 2 "
+        "previous windows): spike")
+    # the first window of the data has no past: the rate alone
+    first = compare_windows({0: window(0, (60, 1000), (30, 1000), (30, 1000))}, rule)
+    assert first[0]["a"].kind == "spike" and "per 100" not in first[0]["a"].reason
