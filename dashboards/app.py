@@ -72,9 +72,11 @@ class Dashboard(pn.viewable.Viewer):
     error = param.String(default="", doc="set while Cassandra is unreachable")
     refreshes = param.Integer(default=0, doc="completed refreshes (for tests and the footer)")
 
-    def __init__(self, reader: Reader, chart_factory=Chart, marks: tuple = (), **params):
+    def __init__(self, reader: Reader, chart_factory=Chart, marks: tuple = (),
+                 categories: dict[str, str] | None = None, **params):
         super().__init__(**params)
         self.reader = reader
+        self.categories = dict(categories or {})  # product id -> category, for `watch`
         self.snapshot: Snapshot | None = None
         self.tabs: pn.Tabs | None = None
         self._callback = None
@@ -181,7 +183,8 @@ class Dashboard(pn.viewable.Viewer):
         streaming tables, the watched ones (`watch`)."""
         return tables_for(self.visible_charts(),
                           [self.table_name] if self.table_visible() else [],
-                          ) | (set(watch.TABLES) if self.mode == "stream" else set())
+                          ) | (set(watch.tables(self.categories)) if self.mode == "stream"
+                               else set())
 
     def _on_tab(self) -> None:
         """A tab was opened: show what the last read has for it, read what it lacks."""
@@ -362,9 +365,10 @@ class Dashboard(pn.viewable.Viewer):
         return {"frames_seconds": t1 - t0, "update_seconds": t2 - t1}
 
     def _update_watch(self, snap: Snapshot) -> None:
-        shown = (watch.alerts(snap) if snap.mode == "stream" and snap.has(watch.TABLES)
-                 else [])[:WATCH_LINES]
-        self.watch_note.object = "**Left its baseline** (5-minute windows)\n\n" + "\n".join(
+        cats = self.categories if snap.has(watch.tables(self.categories)) else None
+        shown = (watch.alerts(snap, categories=cats)
+                 if snap.mode == "stream" and snap.has(watch.TABLES) else [])[:WATCH_LINES]
+        self.watch_note.object = watch.HEADING + "\n\n" + "\n".join(
             f"- {a.text}" for a in shown)
         self.watch_note.visible = bool(shown)
 
@@ -380,9 +384,11 @@ def _in_server() -> bool:
     return doc is not None and doc.session_context is not None
 
 
-def create_app(reader: Reader, refresh_seconds: float, marks: tuple = ()):
+def create_app(reader: Reader, refresh_seconds: float, marks: tuple = (),
+               categories: dict[str, str] | None = None):
     """One session's app (Panel calls this per browser session)."""
-    return Dashboard(reader, refresh_seconds=refresh_seconds, marks=marks).__panel__()
+    return Dashboard(reader, refresh_seconds=refresh_seconds, marks=marks,
+                     categories=categories).__panel__()
 
 
 def reader_for(settings) -> Reader:

@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def run_dashboard(settings: Settings, host: str | None = None, port: int | None = None,
-                  refresh: float | None = None, echo=print, marks: tuple = ()) -> None:
+                  refresh: float | None = None, echo=print, marks: tuple = (),
+                  categories: dict[str, str] | None = None) -> None:
     """Serve until Ctrl-C, SIGTERM or SIGHUP (`shared.signals` records which). `marks`:
-    `charts.Mark` windows shaded on the time charts."""
+    `charts.Mark` windows shaded on the time charts; `categories`: product id -> category,
+    for the detector's per-category watch (`dashboards.watch`)."""
     import panel as pn
 
     from dashboards import app
@@ -42,8 +44,8 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
          f"{settings.cassandra_port}, keyspace {settings.cassandra_keyspace}, "
          f"refresh {refresh:g} s); Ctrl-C stops")
     reader = app.reader_for(settings)  # one Cassandra session for every browser session
-    server = pn.serve({"/": lambda: app.create_app(reader, refresh, marks)}, address=host,
-                      port=port, websocket_origin=origins, show=False, liveness=True,
+    server = pn.serve({"/": lambda: app.create_app(reader, refresh, marks, categories)},
+                      address=host, port=port, websocket_origin=origins, show=False, liveness=True,
                       title=app.TITLE, autoreload=False, threaded=False, start=False)
     # Panel stops on SIGINT only; every stop signal should, and be recorded as received
     loop = server.io_loop.asyncio_loop

@@ -23,7 +23,7 @@ from services.simulator.model import SimConfig, Simulator
 from services.simulator.rows import SENT
 from services.simulator.scenario_option import parse_scenario
 from services.simulator.scenarios import SCENARIOS, Scenario, Window
-from shared.detect import Point, Rule, dense, detect
+from shared.detect import Flag, Point, Rule, dense, detect
 from shared.errors import ClickstreamError
 from testing.truth import NONE, truth
 
@@ -68,7 +68,8 @@ class Run:
     def __init__(self, rows: list[tuple]):
         self.rows = rows
         self.events = with_session_start(rows_to_frame(rows))
-        self.sessions = truth(self.events)["sessions"]
+        self.tables = truth(self.events)
+        self.sessions = self.tables["sessions"]
 
     def sessions_starting_in(self, w: Window) -> pl.DataFrame:
         return self.sessions.filter(pl.col("start_ts").is_between(ms(w.start_ms), ms(w.end_ms),
@@ -218,6 +219,56 @@ def test_detector_flags_the_scenario_and_is_quiet_without_it(name, runs, baselin
     assert all(w.start_ms <= f.start_ms <= w.end_ms for f in flags)
     want = "drop" if name in ("checkout-outage", "traffic-drop") else "spike"
     assert {f.kind for f in flags} == {want}
+
+
+# ---------------------------------------------------------------- the dashboard's watch
+def category_verdicts(run: Run) -> dict[int, dict[str, Flag | None]]:
+    """The dashboard's per-category watch (`dashboards.watch`: each category's add-to-cart
+    per product view against the other categories', guarded by its cart additions against
+    its earlier hours') over every hour of `product_actions`, the table the dashboard
+    reads, as the oracle computes it from the run's events."""
+    import pandas as pd
+
+    from dashboards import watch
+    from dashboards.reader import Snapshot
+    from services.simulator import world
+
+    catalogue = world.build_catalogue(SEED)
+    table = run.tables["product_actions"].with_columns(
+        pl.col("window_start").dt.replace_time_zone(None))  # naive UTC, as the reader's
+    rows = pd.DataFrame({c: table[c].to_numpy() for c in table.columns})
+    snap = Snapshot("stream", "all", ms(T0), ms(T1), {watch.CATEGORY_TABLE: rows})
+    assert pd.api.types.is_datetime64_dtype(rows["window_start"])
+    return watch.category_verdicts(snap, dict(zip(catalogue.product_ids, catalogue.categories,
+                                                  strict=True)))
+
+
+def flagged(verdicts: dict[int, dict[str, Flag | None]]) -> dict[tuple[int, str], Flag]:
+    return {(hour, cat): f for hour, v in verdicts.items() for cat, f in v.items() if f}
+
+
+def test_dashboard_category_watch_flags_the_flash_sale_and_is_quiet_without(runs, baseline):
+    sale = Window("flash-sale", T0 + H, T0 + 2 * H)  # the 13:00 hour, whole
+    verdicts = category_verdicts(Run(simulate(sale)))
+    quiet = category_verdicts(baseline)
+    assert not flagged(quiet), {k: f.reason for k, f in flagged(quiet).items()}
+    # judged: the sale's category in every hour of the run (the evidence is there; after
+    # T1 come only the last events of the sessions that started before it)
+    assert all(SCENARIOS["flash-sale"].category in v for h, v in quiet.items() if h < T1)
+    found = flagged(verdicts)
+    sale_hour = (sale.start_ms, SCENARIOS["flash-sale"].category)
+    assert sale_hour in found and found[sale_hour].kind == "spike", found
+    # the sale's category only, in its hour or the next (its sessions run past its end)
+    assert {cat for _, cat in found} == {sale_hour[1]}, found
+    assert {h for h, _ in found} <= {sale.start_ms, sale.end_ms}, found
+    assert found[sale_hour].ratio > 1.7, found[sale_hour].reason  # x1.9: twice as often
+    print("\n" + "\n".join(f.reason for f in found.values()))
+    # no other scenario moves it (their windows straddle 13:30); the bot-burst's crawler
+    # dilutes the smaller categories' rates (fashion x1.55 the others' at 13:00), but
+    # brings no cart additions
+    for name, run in runs.items():
+        if name != "flash-sale":
+            assert not flagged(category_verdicts(run)), name
 
 
 # ---------------------------------------------------------------- the grammar and the CLI

@@ -22,7 +22,13 @@ from shared.settings import get_settings
 @click.option("--scenario", "scenarios", type=ScenarioType(), multiple=True, metavar=GRAMMAR,
               help="Shade this scenario's window on the time charts (repeatable; the "
                    "grammar of `clickstream simulate --scenario`, +OFFSET from now).")
-def dashboard(host, port, refresh, seed_demo, scenarios):
+@click.option("--seed", type=int, default=None,
+              help="The seed of the simulated traffic shown (`clickstream produce --seed`; "
+                   "`clickstream demo` passes its own): each product's category comes from "
+                   "its catalogue, for the detector's per-category watch (a flash sale). "
+                   "Default: the demo data's seed with --seed-demo, else none and no "
+                   "per-category watch.")
+def dashboard(host, port, refresh, seed_demo, scenarios, seed):
     """Serve the live dashboard (Panel + hvplot) until Ctrl-C, SIGTERM or SIGHUP.
 
     KPIs, then tabs of funnel, page, product, device, campaign, duration, session and
@@ -34,13 +40,15 @@ def dashboard(host, port, refresh, seed_demo, scenarios):
     Example:
 
         clickstream up --only cassandra && clickstream dashboard --seed-demo
+        clickstream dashboard --seed 7 --scenario flash-sale@2026-01-05T13:00:00Z+1h
     """
     import datetime as dt
     import time
 
     from dashboards.charts import Mark
     from dashboards.serve import run_dashboard
-    from services.dashboard.demo_seed import seed_demo_if_empty
+    from services.dashboard.demo_seed import DEMO_SEED, seed_demo_if_empty
+    from services.simulator.world import build_catalogue
 
     settings = get_settings()
     now_ms = int(time.time() * 1000)
@@ -48,9 +56,14 @@ def dashboard(host, port, refresh, seed_demo, scenarios):
     marks = tuple(Mark(w.name, at(w.start_ms), at(w.end_ms))
                   for w in (r.window(now_ms) for r in scenarios))
     if seed_demo:
-        seed_demo_if_empty(settings, echo=lambda m: click.echo(m, err=True))
+        seed = DEMO_SEED if seed is None else seed
+        seed_demo_if_empty(settings, echo=lambda m: click.echo(m, err=True), seed=seed)
+    categories = None
+    if seed is not None:  # the shop's catalogue: which category each product is in
+        catalogue = build_catalogue(seed)
+        categories = dict(zip(catalogue.product_ids, catalogue.categories, strict=True))
     run_dashboard(settings, host=host, port=port, refresh=refresh,
-                  echo=lambda m: click.echo(m, err=True), marks=marks)
+                  echo=lambda m: click.echo(m, err=True), marks=marks, categories=categories)
 
 
 COMMANDS = [dashboard]

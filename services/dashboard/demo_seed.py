@@ -18,6 +18,7 @@ from shared import tables as tb
 from shared.errors import ClickstreamError
 from shared.settings import Settings
 
+DEMO_SEED = 7
 DEMO_EVENTS_PER_SECOND = 3.0
 DEMO_DUPLICATE_RATE = 0.01
 
@@ -41,7 +42,7 @@ def tables_empty(session, keyspace: str) -> bool:
     return True
 
 
-def seed_demo(settings: Settings, seed: int = 7, hours: float = 6.0,
+def seed_demo(settings: Settings, seed: int = DEMO_SEED, hours: float = 6.0,
               now: dt.datetime | None = None, master: str | None = None) -> int:
     """Simulate `hours` of traffic ending at `now` and aggregate it with the batch job into
     the streaming and batch tables; returns the rows written (both modes)."""
@@ -60,8 +61,9 @@ def seed_demo(settings: Settings, seed: int = 7, hours: float = 6.0,
     return len(into) * sum(result.rows_written.values())
 
 
-def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0, seed: int = 7,
-                       now: dt.datetime | None = None, master: str | None = None) -> int:
+def seed_demo_if_empty(settings: Settings, echo=print, hours: float = 6.0,
+                       seed: int = DEMO_SEED, now: dt.datetime | None = None,
+                       master: str | None = None) -> int:
     """Load the demo data set if (and only if) the tables are empty; rows written."""
     from shared.clients.cassandra import connect
 
