@@ -43,12 +43,15 @@ CSV_DIR ?= .stack/csv
 
 SCENARIO ?=
 SCENARIO_ARGS = $(foreach s,$(SCENARIO),--scenario $(s))
+SCHEMA_VERSION ?=
+SEED ?=
+PIPELINE_ARGS = $(SCENARIO_ARGS) $(if $(SCHEMA_VERSION),--schema-version $(SCHEMA_VERSION)) $(if $(SEED),--seed $(SEED))
 
-demo: setup ## The whole pipeline + live dashboard on the local stack (RATE=events/s, SCENARIO=flash-sale@+10m ...); Ctrl-C stops it
-	$(CLI) demo --rate $(RATE) $(SCENARIO_ARGS)
+demo: setup ## The whole pipeline + live dashboard on the local stack (RATE=events/s, SCENARIO=flash-sale@+10m ..., SCHEMA_VERSION=1|2|mix, SEED=); Ctrl-C stops it
+	$(CLI) demo --rate $(RATE) $(PIPELINE_ARGS)
 
-stream: setup ## Kafka + Cassandra + producer + Spark streaming job, no dashboard (RATE=, SCENARIO= as for demo)
-	$(CLI) stream --rate $(RATE) $(SCENARIO_ARGS)
+stream: setup ## Kafka + Cassandra + producer + Spark streaming job, no dashboard (RATE=, SCENARIO=, SCHEMA_VERSION=, SEED= as for demo)
+	$(CLI) stream --rate $(RATE) $(PIPELINE_ARGS)
 
 batch: setup ## Polars writes DAYS CSV days to CSV_DIR, the Spark batch job fills the _batch tables
 	$(CLI) up --only cassandra

@@ -23,7 +23,10 @@ from services.stack.readiness import tail, wait_until
 from services.stack.stack import LocalStack
 from shared import signals
 from shared.errors import ClickstreamError
+from shared.events import SCHEMA_VERSION
 from shared.settings import Settings, settings_env
+
+DEFAULT_SEED = 7  # the demo data's (`clickstream dashboard --seed-demo`)
 
 
 @dataclass
@@ -72,6 +75,12 @@ class Pipeline:
     #: `--scenario` values (services/simulator/scenarios.py): injected by the producer and
     #: shaded by the dashboard, both given the same absolute window (`absolute`)
     scenarios: tuple[str, ...] = ()
+    #: the producer's seed, and the catalogue the dashboard takes each product's category
+    #: from (its per-category watch): fixed by default, so that a rerun within the same
+    #: hour sends products of the same categories into the same hourly rows
+    seed: int = DEFAULT_SEED
+    #: the event schema the producer's clients send: "1", "2" or "mix" (`--schema-version`)
+    schema_version: str = str(SCHEMA_VERSION)
     children: list[Child] = field(default_factory=list)
 
     def _child(self, name: str, *args: str, stop_signal=signal.SIGTERM) -> Child:
@@ -84,7 +93,11 @@ class Pipeline:
         return [arg for s in self.scenarios for arg in ("--scenario", absolute(s, now_ms))]
 
     def producer_args(self, now_ms: int) -> list[str]:
-        return ["produce", "--rate", f"{self.rate:g}", *self.scenario_args(now_ms)]
+        return ["produce", "--rate", f"{self.rate:g}", "--seed", str(self.seed),
+                "--schema-version", self.schema_version, *self.scenario_args(now_ms)]
+
+    def dashboard_args(self, now_ms: int) -> list[str]:
+        return ["dashboard", "--seed", str(self.seed), *self.scenario_args(now_ms)]
 
     def run(self, duration: float | None = None) -> None:
         stack = LocalStack(self.settings, echo=self.echo)  # the default: Kafka and Cassandra
@@ -100,7 +113,7 @@ class Pipeline:
             self._child("producer", *self.producer_args(now_ms),
                         stop_signal=signal.SIGINT).start()
             if self.dashboard:
-                self._child("dashboard", "dashboard", *self.scenario_args(now_ms)).start()
+                self._child("dashboard", *self.dashboard_args(now_ms)).start()
                 url = f"http://{self.settings.dashboard_host}:{self.settings.dashboard_port}"
                 wait_until(lambda: urllib.request.urlopen(f"{url}/liveness", timeout=2),
                            60, f"dashboard at {url}", log=self.children[-1].log,
