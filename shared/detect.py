@@ -216,7 +216,8 @@ def compare_windows(windows: Mapping[int, Mapping[str, Point]], rule: Rule | Non
         all_counts = sum(p.count for p in groups.values())
         verdicts: dict[str, Flag | None] = {}
         for name, (p, base, kind) in _against_others(groups, rule).items():
-            per = p.count / (all_counts - p.count)  # > 0: `compare` judged it
+            rest = all_counts - p.count
+            per = p.count / rest if rest else math.inf
             before = past.get(name, [])[-rule.lookback:]
             also = ""
             if kind and before:
@@ -227,7 +228,7 @@ def compare_windows(windows: Mapping[int, Mapping[str, Point]], rule: Rule | Non
                         f"{100 * usual:.3g} (median of {len(before)} previous "
                         f"window{'s' if len(before) > 1 else ''})")
             verdicts[name] = _vs_others(p, base, kind, rule, others, also) if kind else None
-            if not kind:
+            if not kind and rest:
                 past.setdefault(name, []).append(per)
         out[start] = verdicts
     return out
