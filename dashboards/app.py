@@ -25,6 +25,7 @@ import time
 import pandas as pd
 import panel as pn
 import param
+from bokeh.settings import settings as bokeh_settings
 
 from dashboards import views, watch
 from dashboards.charts import Chart
@@ -407,6 +408,10 @@ def shared_reader(settings) -> Reader:
 
 
 pn.extension("tabulator", design="material", notifications=False)
+# Bokeh checks every new session's whole document (0.14-0.24 s of the first render for the
+# Overview tab's ~400 models, and it has never found an issue); the unit tests check every
+# chart instead (test_dashboard_charts_pass_bokehs_integrity_checks)
+bokeh_settings.perform_document_validation.set_value(False)
 
 if pn.state.served:  # `panel serve dashboards/app.py`: run per browser session
     from shared.settings import get_settings

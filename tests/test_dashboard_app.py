@@ -242,6 +242,35 @@ def test_dashboard_chart_drawn_once_per_process_each_session_gets_its_own_models
         Document().add_root(fig)
 
 
+def test_dashboard_charts_pass_bokehs_integrity_checks():
+    """The served app skips Bokeh's per-session document validation (its cost is in the
+    first render); the checks run here instead, on every chart with data and without."""
+    from bokeh.core.validation.check import check_integrity
+
+    from shared.events import PAGES
+
+    t = pd.Timestamp("2026-01-05 09:00")
+    reader = FakeReader(
+        time_agg=pd.DataFrame({"window_start": [t] * len(PAGES), "page": list(PAGES),
+                               "page_views": range(1, len(PAGES) + 1)}),
+        device_distribution=pd.DataFrame({"window_start": [t], "device_type": ["mobile"],
+                                          "page_views": [3]}))
+    d = app.Dashboard(reader)
+    d.main()
+    d.refresh_now()  # draws the open tab's charts; opening a tab draws its own
+    for label in specs.TABS:
+        d.tabs.active = list(specs.TABS).index(label)
+    assert all(c.built for c in d.charts.values())
+    for name, chart in d.charts.items():
+        issues = check_integrity(chart.figure.references())
+        assert (issues.error, issues.warning) == ([], []), name
+        chart.update(chart.spec.view(Snapshot("stream", "1 hour", NOW, NOW, {
+            chart.spec.table: empty_frame(tb.table(chart.spec.table))})))
+        issues = check_integrity(chart.figure.references())
+        assert (issues.error, issues.warning) == ([], []), name
+    assert app.bokeh_settings.perform_document_validation() is False
+
+
 def test_dashboard_shared_reader_is_per_settings_never_the_first_ones():
     from shared.settings import Settings
 
