@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import random
+from array import array
+from itertools import accumulate
 
 import pytest
 
@@ -78,3 +81,20 @@ def test_simulate_workers_default_chunks_match_and_cut_mid_minute(noise):
     config = SimConfig(seed=7, noise=noise)
     for n in (0, 1, 4_321, 30_007, 61_234):
         assert simulate(config, n, 2) == simulate(config, n, 1)
+
+
+def test_simulate_parent_splices_shares_as_a_stable_sort_orders_them():
+    # ties across shares (an earlier chunk's line first), lines before, between and after
+    # the largest share's, and shares of every size
+    rng = random.Random(5)
+    for _ in range(300):
+        shares = []
+        for k in range(rng.randint(2, 4)):
+            sents = sorted(rng.randint(0, 12) for _ in range(rng.choice((0, 1, 3, 30))))
+            lines = [f"c{k}-{j}-{'x' * rng.randint(0, 5)}".encode() for j in range(len(sents))]
+            shares.append((array("q", sents), array("q", accumulate(map(len, lines))),
+                           b"".join(line + b"\n" for line in lines)))
+        if not any(s[0] for s in shares):
+            continue
+        want = b"".join(line + b"\n" for line in parallel._final_lines(shares))
+        assert parallel._final_blob(shares) == want

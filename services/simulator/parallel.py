@@ -3,17 +3,21 @@
 
 Each simulated minute is seeded by (seed, minute) alone, so worker processes can simulate
 and encode *chunks* of consecutive minutes independently (`Simulator.block_lines`: each
-row as its (sent_at, line) pair). What one process does with the
-rows (`delivery.in_time_order`) is: put each row in the bucket of its delivery minute, in
+row as its (sent_at, line) pair). What one process does with the rows
+(`delivery.in_time_order`) is: put each row in the bucket of its delivery minute, in
 generation order, and hand a bucket out, stably sorted by `sent_at`, once its own minute has
 been generated. Here a worker sorts its chunk's share of each bucket stably; the parent
-concatenates the shares of a bucket in chunk order and sorts again (stable, so ties keep
-generation order: the same list as one process). The out-of-order shuffle draws from one
-generator over the whole stream, so the parent applies it, bucket after bucket, to the
-encoded lines. No option needs a fallback.
+merges the shares of a bucket in chunk order (stable, so ties keep generation order: the
+same list as one process). Most of a bucket is one chunk's share, so the parent splices the
+few lines of the others into that share's blob (`_final_blob`) rather than sorting every
+line again. The out-of-order shuffle draws from one generator over the whole stream, so
+the parent applies it, bucket after bucket, to the encoded lines. No option needs a
+fallback.
 
 Chunks are submitted a few at a time (bounded memory, unlike `Pool.imap` over an endless
-stream), and the parent writes each bucket as soon as it is final. The workers are a
+stream), and the parent writes each bucket as soon as it is final. Towards the end they
+shrink to the minutes still needed (estimated from the lines per minute so far): chunks
+already running when the last line is written are simulated for nothing. The workers are a
 `ProcessPoolExecutor`, not a `multiprocessing.Pool`: `Pool.terminate()` with chunks still in
 flight can deadlock (a worker blocked writing its result into a full pipe holds the result
 queue's lock that `terminate` needs; seen in CI), while the executor's shutdown lets running
@@ -22,14 +26,16 @@ chunks finish, drops queued ones and keeps reading results until the workers exi
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import random
 import signal
 from array import array
+from bisect import bisect_left, bisect_right
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from itertools import count
+from itertools import accumulate
 from operator import itemgetter
 from typing import BinaryIO
 
@@ -42,13 +48,13 @@ from shared import signals
 
 CHUNK_ROWS = 20_000  # rows per task: big enough to amortise a round trip, small in memory
 IN_FLIGHT_PER_WORKER = 2
+END_MARGIN = 1.1  # blocks simulated at the end: those estimated needed, and 10% more
 
 # the forked workers' state, set by the parent before the pool starts (inherited, so the
 # population and catalogue are built once)
 _sim: Simulator | None = None
 _encoder: SessionLines | RowLines | None = None
 _not_before = 0
-_blocks_per_chunk = 1
 
 
 def default_workers() -> int:
@@ -64,12 +70,13 @@ def _worker_init() -> None:
     signals.die_with_parent()
 
 
-def _chunk(first_block: int) -> list[tuple[int, array, bytes]]:
-    """(delivery minute, sent_at of each line, the lines) for the rows of the blocks of the
-    chunk starting at `first_block`, minute after minute, each share stably sorted. The
-    lines come as one newline-terminated blob: the parent mostly writes it as it is."""
+def _chunk(first_block: int, blocks: int) -> list[tuple[int, array, array, bytes]]:
+    """(delivery minute, sent_at of each line, where each line ends, the lines) for the rows
+    of `blocks` blocks from `first_block`, minute after minute, each share stably sorted.
+    The lines come as one newline-terminated blob: the parent mostly writes it as it is;
+    line j ends (newline excluded) at `ends[j] + j`."""
     by_minute: dict[int, list] = {}
-    for block in range(first_block, first_block + _blocks_per_chunk):
+    for block in range(first_block, first_block + blocks):
         for pair in _sim.block_lines(block, _encoder, _not_before):
             minute = pair[0] // BLOCK_MS
             share = by_minute.get(minute)
@@ -81,8 +88,9 @@ def _chunk(first_block: int) -> list[tuple[int, array, bytes]]:
     for minute in sorted(by_minute):
         pairs = by_minute[minute]
         pairs.sort(key=itemgetter(0))
-        blob = b"\n".join([line for _, line in pairs]) + b"\n"
-        out.append((minute, array("q", [sent for sent, _ in pairs]), blob))
+        lines = [line for _, line in pairs]
+        out.append((minute, array("q", [sent for sent, _ in pairs]),
+                    array("q", accumulate(map(len, lines))), b"\n".join(lines) + b"\n"))
     return out
 
 
@@ -90,50 +98,98 @@ def _lines(blob: bytes) -> list[bytes]:
     return blob.split(b"\n")[:-1]  # no payload holds a newline (JSON, or cut JSON, or HTML)
 
 
-def _final_lines(shares: list[tuple[array, bytes]]) -> list[bytes]:
+def _final_lines(shares: list[tuple[array, array, bytes]]) -> list[bytes]:
     """One bucket's lines from the shares of successive chunks (in chunk order)."""
     if len(shares) == 1:
-        return _lines(shares[0][1])
-    pairs = [pair for sents, blob in shares for pair in zip(sents, _lines(blob), strict=True)]
+        return _lines(shares[0][2])
+    pairs = [pair for sents, _, blob in shares
+             for pair in zip(sents, _lines(blob), strict=True)]
     pairs.sort(key=itemgetter(0))  # stable: ties stay in generation order
     return [line for _, line in pairs]
+
+
+def _final_blob(shares: list[tuple[array, array, bytes]]) -> bytes:
+    """`_final_lines` as one blob, made by splicing: most of a bucket comes from one chunk
+    (its own minute's), the few lines of the others (sessions that started earlier, or
+    late sends) go in between its lines, found by bisection. A line of an earlier chunk
+    goes before the base's lines sent at the same time, one of a later chunk after them:
+    generation order, as the stable sort keeps it."""
+    if len(shares) == 1:
+        return shares[0][2]
+    base = max(range(len(shares)), key=lambda k: len(shares[k][0]))
+    sents, ends, blob = shares[base]
+    others = sorted(((sent, k, line) for k, (s, _, b) in enumerate(shares) if k != base
+                     for sent, line in zip(s, _lines(b), strict=True)),
+                    key=itemgetter(0, 1))  # stable: ties of a share in generation order
+    pieces = []
+    view = memoryview(blob)
+    done = 0  # bytes of the base written so far
+    for sent, k, line in others:
+        at = bisect_left(sents, sent) if k < base else bisect_right(sents, sent)
+        offset = ends[at - 1] + at if at else 0  # where the base's line `at` starts
+        if offset > done:
+            pieces.append(view[done:offset])
+            done = offset
+        pieces += (line, b"\n")
+    pieces.append(view[done:])
+    return b"".join(pieces)
 
 
 def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
                           workers: int, schema_version: str = DEFAULT_MODE) -> int:
     """`run.run_simulate` with `workers` processes; the same bytes."""
-    global _sim, _encoder, _not_before, _blocks_per_chunk
+    global _sim, _encoder, _not_before
     sim = Simulator(config)
     _ = (sim.population, sim.catalogue, sim._tables)  # built once, inherited by the workers
     _sim, _encoder, _not_before = sim, line_encoder(schema_version), start_ms
-    _blocks_per_chunk = max(1, round(CHUNK_ROWS / (config.events_per_second * 60)))
+    chunk_blocks = max(1, round(CHUNK_ROWS / (config.events_per_second * 60)))
     ooo = config.noise.out_of_order_rate
     orng = random.Random(f"{config.seed}:{start_ms}:order") if ooo else None
 
-    first = start_ms // BLOCK_MS
-    starts = count(first, _blocks_per_chunk)
     pending: dict[int, list] = {}  # delivery minute -> shares received so far
-    next_minute = first
+    next_minute = next_block = start_ms // BLOCK_MS
+    in_flight: deque = deque()  # (first block, blocks, future), in block order
+    seen_blocks = seen_lines = 0  # of the chunks received: lines per block, to plan the end
     written = 0
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_worker_init)
+
+    def submit() -> bool:
+        """Submit the next chunk, unless those in flight will do: near the end, chunks
+        shrink to the blocks still needed (estimated, with a margin), so that the last
+        ones are not simulated for nothing."""
+        nonlocal next_block
+        if len(in_flight) >= workers * IN_FLIGHT_PER_WORKER:
+            return False
+        blocks = chunk_blocks
+        if seen_blocks and in_flight:
+            needed = (n_events - written) * seen_blocks / seen_lines * END_MARGIN + 1
+            blocks = min(blocks, math.ceil(next_minute + needed - next_block))
+            if blocks < 1:
+                return False
+        in_flight.append((next_block, blocks, pool.submit(_chunk, next_block, blocks)))
+        next_block += blocks
+        return True
+
     try:
-        in_flight = deque(pool.submit(_chunk, next(starts))
-                          for _ in range(workers * IN_FLIGHT_PER_WORKER))
+        while submit():
+            pass
         while written < n_events:
-            chunk = in_flight.popleft().result()
-            in_flight.append(pool.submit(_chunk, next(starts)))
-            for minute, sents, blob in chunk:
-                pending.setdefault(minute, []).append((sents, blob))
+            first_block, blocks, future = in_flight.popleft()
+            for minute, sents, ends, blob in future.result():
+                pending.setdefault(minute, []).append((sents, ends, blob))
+                seen_lines += len(sents)
+            seen_blocks += blocks
             # no later chunk delivers before its own first minute: the buckets before are final
-            final_before = next_minute + _blocks_per_chunk
+            final_before = first_block + blocks
             for minute in range(next_minute, final_before):
                 shares = pending.pop(minute, None)
                 if not shares or written >= n_events:
                     continue
-                if len(shares) == 1 and not ooo and len(shares[0][0]) <= n_events - written:
-                    out.write(shares[0][1])  # the common case: as the worker wrote it
-                    written += len(shares[0][0])
+                n = sum(len(share[0]) for share in shares)
+                if not ooo and n <= n_events - written:
+                    out.write(_final_blob(shares))  # mostly the worker's blob as it is
+                    written += n
                     continue
                 lines = _final_lines(shares)
                 if ooo:
@@ -142,6 +198,8 @@ def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: 
                 out.write(b"\n".join(lines) + b"\n")
                 written += len(lines)
             next_minute = final_before
+            while submit():
+                pass
         out.flush()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
