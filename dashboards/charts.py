@@ -320,8 +320,8 @@ def _value_span(y: pd.Series) -> tuple[float, float]:
 def _time_span(x: pd.Series, width_ms: float, min_ms: float) -> tuple[float, float]:
     """The data's time extent (+ the last window's width), at least `min_ms`, padded 3%, as
     epoch milliseconds (what a Bokeh datetime range holds)."""
-    t = pd.to_datetime(x)
-    lo, hi = t.min().value / 1e6, t.max().value / 1e6 + width_ms
+    # only the ends are converted (pd.to_datetime of the column: 0.5-1.8 ms a chart)
+    lo, hi = pd.Timestamp(x.min()).value / 1e6, pd.Timestamp(x.max()).value / 1e6 + width_ms
     if hi - lo < min_ms:
         mid = (lo + hi) / 2
         lo, hi = mid - min_ms / 2, mid + min_ms / 2
