@@ -242,6 +242,29 @@ def test_dashboard_chart_drawn_once_per_process_each_session_gets_its_own_models
         Document().add_root(fig)
 
 
+def test_dashboard_chart_copies_serialize_exactly_like_the_drawing():
+    """Every chart's copy is the drawing: the same JSON to the browser, model ids aside."""
+    import json
+    import re
+
+    from bokeh.core.serialization import Serializer
+
+    from dashboards import charts
+
+    def text(fig) -> str:
+        ids: dict[str, int] = {}
+        out = json.dumps(Serializer(deferred=False).serialize(fig).content)
+        return re.sub(r'"id": "([^"]+)"', lambda m: f'"id": {ids.setdefault(m[1], len(ids))}', out)
+
+    drawings = charts.Drawings()
+    for spec in specs.CHARTS:
+        frame = charts._placeholder(charts.empty_view(spec), spec)
+        drawing = drawings.figure(spec.name, lambda: charts.render(spec, frame))  # noqa: B023
+        copy = drawings.figure(spec.name, lambda: pytest.fail("drawn twice"))
+        assert text(copy) == text(drawing), spec.name
+        assert copy.id != drawing.id
+
+
 def test_dashboard_charts_pass_bokehs_integrity_checks():
     """The served app skips Bokeh's per-session document validation (its cost is in the
     first render); the checks run here instead, on every chart with data and without."""
