@@ -98,3 +98,12 @@ def test_simulate_parent_splices_shares_as_a_stable_sort_orders_them():
             continue
         want = b"".join(line + b"\n" for line in parallel._final_lines(shares))
         assert parallel._final_blob(shares) == want
+
+
+def test_simulate_workers_return_the_chunks_that_overflow_their_slot(monkeypatch):
+    # one-minute chunks of 0.5-0.9 MB: about half fit their shared-memory slot, the others
+    # come back in the result
+    monkeypatch.setattr(parallel, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(parallel, "SLOT_BYTES", 760_000)
+    config = SimConfig(seed=7, noise=Noise(late_rate=0.2, duplicate_rate=0.1))
+    assert simulate(config, 30_007, 2) == simulate(config, 30_007, 1)
