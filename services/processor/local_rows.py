@@ -30,15 +30,17 @@ _CAST = {"bigint": int, "int": int, "boolean": bool, "text": str,
          "date": lambda d: d}
 
 
-def collect_reduced(batch) -> list[dict]:
-    """The reduced rows of a (cached) micro-batch as dicts, timestamps as microseconds."""
+def collect_reduced(batch, limit: int | None = None) -> list[dict]:
+    """The reduced rows of a (cached) micro-batch as dicts, timestamps as microseconds;
+    at most `limit` of them."""
     from pyspark.sql import functions as F
 
     cols = [F.unix_micros(c).alias(c) if c in TS_COLUMNS else F.col(c) for c in ag.TAG_FIELDS]
-    return [r.asDict() for r in batch.select(*cols).collect()]
+    rows = batch.select(*cols)
+    return [r.asDict() for r in (rows if limit is None else rows.limit(limit)).collect()]
 
 
-def _day(us: int) -> dt.date:
+def day(us: int) -> dt.date:
     return (EPOCH + dt.timedelta(microseconds=us)).date()
 
 
@@ -81,7 +83,7 @@ def table_rows(reduced: list[dict], name: str) -> list[dict]:
     for r in reduced:
         if r["agg"] != a.name:
             continue
-        row = {tb.DAY: _day(r["wstart"])}
+        row = {tb.DAY: day(r["wstart"])}
         if table.time_column:
             row[tb.WINDOW_START] = r["wstart"]
         keys = [r[f"k{i}"] for i in range(len(a.keys))]
@@ -109,7 +111,7 @@ def dead_letter_rows(reduced: list[dict]) -> list[dict]:
         if r["agg"] != "dead_letter":
             continue
         rows.append(_typed(tb.DEAD_LETTER, {
-            tb.DAY: _day(r["wstart"]), "received_at": r["wstart"],
+            tb.DAY: day(r["wstart"]), "received_at": r["wstart"],
             "source": None if r["k4"] is None else "kafka:" + r["k4"],
             "kafka_partition": r["k0"], "kafka_offset": r["k1"], "reason": r["k3"],
             "payload": r["k2"]}))

@@ -40,6 +40,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -181,12 +182,13 @@ def dead_letter_rows(reduced):
 class Router:
     """foreachBatch body: route one micro-batch's updated rows to their tables.
 
-    Per micro-batch: one small job counts the updated rows per aggregate (and collects the
-    days of the sessions touched), then only the tables with rows are written. At most
-    `local_rows` updated rows (a live micro-batch): one scan job collects them and the sink
-    writes each table's rows with prepared CQL statements (`local_rows.py`); more (a
-    catch-up): one connector write per table, concurrently (each a small Spark job; their
-    latency is what adds up). An empty micro-batch writes nothing.
+    Per micro-batch, the job that runs the stateful query collects up to `local_rows` + 1
+    of its updated rows. At most `local_rows` (a live micro-batch): the sink writes each
+    table's rows with prepared CQL statements (`local_rows.py`): one Spark job in all.
+    More (a catch-up): a small job over the cache counts the rows per aggregate (and the
+    days of the sessions touched), then one connector write per table with rows,
+    concurrently (each a small Spark job; their latency is what adds up). An empty
+    micro-batch writes nothing.
 
     The second level (funnel_hourly, campaign_conversion) is recomputed from the stored
     sessions rows of the touched days -- exact and replay-safe -- in a background thread, so
@@ -227,8 +229,10 @@ class Router:
         batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
         t0 = time.monotonic()
         try:
-            # one job: runs the stateful part once (the writes read the cache) and says
-            # which aggregates have rows, and the days of the sessions touched
+            if self.local_rows and self._try_local(batch, batch_id, t0):
+                return
+            # a large micro-batch (the collect above filled the cache): which aggregates
+            # have rows, and the days of the sessions touched
             sessions, _ = ag.BY_TABLE["sessions"]
             with ThreadPoolExecutor(1) as pool:
                 # building the tables' DataFrames is PySpark calls: done while the
@@ -247,23 +251,23 @@ class Router:
                      time.monotonic() - t0)
             written = [name for name in tables if rows.get(ag.BY_TABLE[name][0].name)]
             invalid = rows.get("dead_letter", 0)
-            if 0 < sum(rows.values()) <= self.local_rows:
-                self._write_local(batch, written, invalid)
-            else:
-                jobs = [(name + self.suffix, tables[name]) for name in written]
-                if invalid:
-                    jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
-                self._write_all(jobs)
-            self.invalid_by_batch[batch_id] = invalid
-            self.dead_letters += invalid
-            with self._lock:
-                self.pending_days.update(days)
-            log.info("micro-batch %d: %d tables written in %.1fs", batch_id,
-                     len(written) + bool(invalid), time.monotonic() - t0)
-            self._start_second_level()
-            self.batches += 1
+            jobs = [(name + self.suffix, tables[name]) for name in written]
+            if invalid:
+                jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
+            self._write_all(jobs)
+            self._done(batch_id, invalid, days, len(jobs), t0)
         finally:
             batch.unpersist()
+
+    def _done(self, batch_id: int, invalid: int, days, tables: int, t0: float) -> None:
+        self.invalid_by_batch[batch_id] = invalid
+        self.dead_letters += invalid
+        with self._lock:
+            self.pending_days.update(days)
+        log.info("micro-batch %d: %d tables written in %.1fs", batch_id, tables,
+                 time.monotonic() - t0)
+        self._start_second_level()
+        self.batches += 1
 
     def _projections(self) -> dict:
         """The tables' projections, built at the first micro-batch (they need the JVM) and
@@ -276,20 +280,34 @@ class Router:
             self._built = {n: ag.projection(n) for n in first}
         return self._built
 
-    def _write_local(self, batch, written: list[str], invalid: int) -> None:
-        """A small micro-batch: one scan job collects its reduced rows, the tables' rows
-        are projected in Python and written by the sink's own CQL session."""
+    def _try_local(self, batch, batch_id: int, t0: float) -> bool:
+        """A small micro-batch (at most `local_rows` updated rows, a live one): the job that
+        runs the stateful query also collects its reduced rows -- one Spark job, no
+        summary -- and the tables' rows are projected in Python and written by the sink's
+        own CQL session. False (nothing written) if there are more rows: the caller writes
+        them through the connector from the cache this collect filled."""
+        from services.processor import aggregates as ag
         from services.processor import local_rows
 
-        t0 = time.monotonic()
-        reduced = local_rows.collect_reduced(batch)
+        reduced = local_rows.collect_reduced(batch, limit=self.local_rows + 1)
+        if len(reduced) > self.local_rows:
+            return False
         t1 = time.monotonic()
+        names = Counter(r["agg"] for r in reduced)
+        log.debug("micro-batch %d: updated rows %s", batch_id, dict(names))
+        log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, len(reduced), t1 - t0)
+        written = [n for n in ag.FIRST_LEVEL if names[ag.BY_TABLE[n][0].name]]
         for name in written:
             self.sink.write_rows(name + self.suffix, local_rows.table_rows(reduced, name))
+        invalid = names["dead_letter"]
         if invalid:
             self.sink.write_rows(tb.DEAD_LETTER.name, local_rows.dead_letter_rows(reduced))
+        sessions = ag.BY_TABLE["sessions"][0].name
+        days = {local_rows.day(r["wstart"]) for r in reduced if r["agg"] == sessions}
         log.debug("%d reduced rows collected in %.2fs, written in %.2fs", len(reduced),
                   t1 - t0, time.monotonic() - t1)
+        self._done(batch_id, invalid, days, len(written) + bool(invalid), t0)
+        return True
 
     def _write_all(self, jobs: list[tuple[str, DataFrame]]) -> None:  # noqa: F821
         """Write the tables concurrently; the first failure fails the micro-batch, and so
