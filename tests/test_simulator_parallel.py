@@ -107,3 +107,9 @@ def test_simulate_workers_return_the_chunks_that_overflow_their_slot(monkeypatch
     monkeypatch.setattr(parallel, "SLOT_BYTES", 760_000)
     config = SimConfig(seed=7, noise=Noise(late_rate=0.2, duplicate_rate=0.1))
     assert simulate(config, 30_007, 2) == simulate(config, 30_007, 1)
+
+
+def test_simulate_workers_at_a_rate_that_leaves_minutes_empty(one_minute_chunks):
+    # many chunks without a line: the end of the run is planned from lines per minute
+    config = SimConfig(seed=3, events_per_second=0.05)
+    assert simulate(config, 300, 2) == simulate(config, 300, 1)

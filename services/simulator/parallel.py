@@ -186,7 +186,7 @@ def run_simulate_parallel(config: SimConfig, start_ms: int, n_events: int, out: 
         if len(in_flight) >= in_flight_max:
             return False
         blocks = chunk_blocks
-        if seen_blocks and in_flight:
+        if seen_lines and in_flight:
             needed = (n_events - written) * seen_blocks / seen_lines * END_MARGIN + 1
             blocks = min(blocks, math.ceil(next_minute + needed - next_block))
             if blocks < 1:
