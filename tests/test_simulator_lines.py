@@ -63,7 +63,7 @@ def test_block_lines_are_the_encoded_rows_of_block_rows(config, not_before, mode
     encoder, encode_row = line_encoder(mode), VersionedEncoder(mode)
     first = START // BLOCK_MS
     for block in range(first, first + 12):
-        want = [(r[SENT], encode_row(r)) for r in sim.block_rows(block, not_before)]
+        want = [(r[SENT], encode_row(r) + b"\n") for r in sim.block_rows(block, not_before)]
         assert sim.block_lines(block, encoder, not_before) == want, block
 
 
@@ -88,7 +88,7 @@ def test_session_lines_escape_strings_as_orjson_does():
         encoder.session(got.append, partial, constants, lambda: 0.5, lat)
         rows: list = []
         complete_session(rows.append, partial, constants, [sent for sent, _ in got])
-        assert [line for _, line in got] == [encode_row(r) for r in rows]
+        assert [line for _, line in got] == [encode_row(r) + b"\n" for r in rows]
 
 
 # sha256 of `clickstream simulate` output for these runs, made by the code before the

@@ -91,9 +91,9 @@ def test_simulate_parent_splices_shares_as_a_stable_sort_orders_them():
         shares = []
         for k in range(rng.randint(2, 4)):
             sents = sorted(rng.randint(0, 12) for _ in range(rng.choice((0, 1, 3, 30))))
-            lines = [f"c{k}-{j}-{'x' * rng.randint(0, 5)}".encode() for j in range(len(sents))]
+            lines = [f"c{k}-{j}-{'x' * rng.randint(0, 5)}\n".encode() for j in range(len(sents))]
             shares.append((array("q", sents), array("q", accumulate(map(len, lines))),
-                           b"".join(line + b"\n" for line in lines)))
+                           b"".join(lines)))
         if not any(s[0] for s in shares):
             continue
         want = b"".join(line + b"\n" for line in parallel._final_lines(shares))

@@ -89,7 +89,9 @@ def _value(f) -> str:
 
 
 def _fstring_text(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
+    """`text` as the literal part of a single-quoted f-string."""
+    return (text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+            .replace("{", "{{").replace("}", "}}"))
 
 
 class _Line:
@@ -140,7 +142,7 @@ def _key(f) -> str:
 
 def _compile_session_lines():
     """The source of `session_lines(append, partial, session, rand, lat)`, which appends
-    (sent_at, line) for each event of a session (the line as UTF-8 bytes, no newline),
+    (sent_at, line) for each event of a session (the line as UTF-8 bytes, newline included),
     and of the functions that make the text of a run of partial fields on a cache miss."""
     partial_at = {name: i for i, name in enumerate(PARTIAL_FIELDS)}
     line, per_session, per_event, helpers = _Line(), [], [], []
@@ -206,7 +208,7 @@ def _compile_session_lines():
             line.field(_value(f))
         else:
             raise RuntimeError(f"event field {kind!r} has no source in the line encoder")
-    line.text("}")
+    line.text("}\n")
     return "\n".join([
         *helpers,
         "def session_lines(append, partial, session, rand, lat):",
@@ -245,8 +247,9 @@ _SOURCE = _compile_session_lines()
 
 
 class SessionLines:
-    """Version 1 lines of whole sessions (`session`), and of single rows (`row`: what
-    noise changes, and bots); both exactly `VersionedEncoder("1")`'s bytes."""
+    """Version 1 lines of whole sessions (`session`), and of single rows (`line`: what
+    noise changes, and bots); both exactly `VersionedEncoder("1")`'s bytes and a newline
+    (joined by the caller in one copy)."""
 
     def __init__(self):
         self.row = VersionedEncoder(str(SCHEMA_VERSION))
@@ -256,10 +259,16 @@ class SessionLines:
         exec(compile(_SOURCE, "<session_lines>", "exec"), namespace)
         self.session = namespace["session_lines"]
 
+    def line(self, row: tuple) -> bytes:
+        """The line of one event row or malformed marker."""
+        return self.row(row) + b"\n"
+
 
 class RowLines:
     """The same interface for any `--schema-version` mode: the rows are built
     (`complete_session`) and encoded one by one."""
+
+    line = SessionLines.line
 
     def __init__(self, mode: str):
         self.row = VersionedEncoder(mode)
@@ -274,7 +283,7 @@ class RowLines:
                 sent.append(e[PARTIAL_TS] + int(lat[i] + (x - i) * (lat[i + 1] - lat[i])))
             complete_session(rows.append, partial, session, sent)
             for row, s in zip(rows, sent, strict=True):
-                append((s, event(row)))
+                append((s, event(row) + b"\n"))
 
         self.session = session
 

@@ -295,13 +295,13 @@ class Simulator:
     # ------------------------------------------------------------ JSON lines
     def block_lines(self, block: int, encoder, not_before: int = 0,
                     not_after: int | None = None) -> list[tuple[int, bytes]]:
-        """`block_rows` as (sent_at, wire bytes) pairs, in the same order, from `encoder`
-        (`lines.line_encoder`): each human session is encoded as it is walked, without
-        building its rows. What noise changes (a late send's time, a malformed payload)
-        and bots are made as rows and encoded by `encoder.row`; blocks with a scenario
-        active take `block_rows` whole."""
+        """`block_rows` as (sent_at, wire bytes + newline) pairs, in the same order, from
+        `encoder` (`lines.line_encoder`): each human session is encoded as it is walked,
+        without building its rows. What noise changes (a late send's time, a malformed
+        payload) and bots are made as rows and encoded by `encoder.line`; blocks with a
+        scenario active take `block_rows` whole."""
         if self.config.scenarios and self._active(block):
-            return [(r[SENT], encoder.row(r)) for r in self.block_rows(block, not_before,
+            return [(r[SENT], encoder.line(r)) for r in self.block_rows(block, not_before,
                                                                         not_after)]
         start = block * BLOCK_MS
         lo, hi = not_before, BLOCK_MS * (block + 1) if not_after is None else not_after
@@ -349,7 +349,7 @@ class Simulator:
                 first = len(bots)
                 bot_session(nrng, bots, f"{self.tag}{block:x}b{i:03x}", t0, self.catalogue)
                 if lo <= t0 < hi:
-                    lines += [(r[SENT], encoder.row(r)) for r in bots[first:]]
+                    lines += [(r[SENT], encoder.line(r)) for r in bots[first:]]
                 else:
                     lines += [(r[SENT], None) for r in bots[first:]]
                     skipped = True
@@ -380,12 +380,12 @@ class Simulator:
                 row = row_at(i)
                 if i in delays:
                     row = (*row[:SENT], row[TS] + delays[i], *row[SENT + 1:])
-                    pair = (row[SENT], encoder.row(row))
+                    pair = (row[SENT], encoder.line(row))
             out.append(pair)
             if i in twice:
                 out.append(pair)
             if i in broken:
-                out.append((row[SENT], encoder.row(marker(broken[i], row))))
+                out.append((row[SENT], encoder.line(marker(broken[i], row))))
         out.extend(lines[done:])
         return out, skipped
 

@@ -80,7 +80,7 @@ def _chunk(first_block: int, blocks: int, slot: int) -> list[tuple[int, array, a
     """(delivery minute, sent_at of each line, where each line ends, the lines) for the rows
     of `blocks` blocks from `first_block`, minute after minute, each share stably sorted.
     The lines of a share are one newline-terminated blob, which the parent mostly writes as
-    it is; line j ends (newline excluded) at `ends[j] + j`. The blobs go into the shared
+    it is; line j ends (newline included) at `ends[j]`. The blobs go into the shared
     memory `slot` (given as (offset, length) in it), or, if they do not fit, in the result."""
     by_minute: dict[int, list] = {}
     for block in range(first_block, first_block + blocks):
@@ -92,23 +92,25 @@ def _chunk(first_block: int, blocks: int, slot: int) -> list[tuple[int, array, a
             else:
                 share.append(pair)
     out = []
+    size = 0
     for minute in sorted(by_minute):
         pairs = by_minute[minute]
         pairs.sort(key=itemgetter(0))
         lines = [line for _, line in pairs]
         ends = array("q", accumulate(map(len, lines)))
-        lines.append(b"")  # the last newline, in the same copy
-        out.append((minute, array("q", [sent for sent, _ in pairs]), ends, b"\n".join(lines)))
-    size = sum(len(share[3]) for share in out)
+        out.append((minute, array("q", [sent for sent, _ in pairs]), ends, lines))
+        size += ends[-1]
     if size <= SLOT_BYTES:
         # the bytes through shared memory, not the result's pipe: that pickles and copies
         # each blob four times, a third of a microsecond per line in the worker and as
         # much in the parent
         at = slot * SLOT_BYTES
-        for k, (minute, sents, ends, blob) in enumerate(out):
-            _slots[at:at + len(blob)] = blob
-            out[k] = (minute, sents, ends, (at, len(blob)))
-            at += len(blob)
+        for k, (minute, sents, ends, lines) in enumerate(out):
+            _slots[at:at + ends[-1]] = b"".join(lines)
+            out[k] = (minute, sents, ends, (at, ends[-1]))
+            at += ends[-1]
+    else:
+        out = [(minute, sents, ends, b"".join(lines)) for minute, sents, ends, lines in out]
     return out
 
 
@@ -145,7 +147,7 @@ def _final_blob(shares: list[tuple[array, array, bytes]]) -> bytes:
     done = 0  # bytes of the base written so far
     for sent, k, line in others:
         at = bisect_left(sents, sent) if k < base else bisect_right(sents, sent)
-        offset = ends[at - 1] + at if at else 0  # where the base's line `at` starts
+        offset = ends[at - 1] if at else 0  # where the base's line `at` starts
         if offset > done:
             pieces.append(view[done:offset])
             done = offset

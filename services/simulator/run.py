@@ -38,7 +38,7 @@ def run_simulate(config: SimConfig, start_ms: int, n_events: int, out: BinaryIO,
         if len(ready) > n_events - written:
             del ready[n_events - written:]
         if ready:
-            out.write(b"\n".join([line for _, line in ready]) + b"\n")
+            out.write(b"".join([line for _, line in ready]))
             written += len(ready)
         if written >= n_events:
             break
