@@ -35,6 +35,7 @@ from bokeh.core.has_props import HasProps
 from bokeh.core.properties import field
 from bokeh.core.property.descriptors import PropertyDescriptor
 from bokeh.core.serialization import Deserializer, Serializer
+from bokeh.document import Document
 from bokeh.models import (
     BoxAnnotation,
     ColumnDataSource,
@@ -119,7 +120,12 @@ def render(spec: ChartSpec, frame: pd.DataFrame):
         element = frame.hvplot.barh(color=spec.color, flip_yaxis=True, **opts)
     else:
         element = frame.hvplot.bar(color=spec.color, rot=0 if time_x else 30, **opts)
-    fig = hv.render(element.opts(default_tools=["save"], toolbar="above"), backend="bokeh")
+    # hv.render would attach the plot to curdoc() and set that document's theme: in a
+    # served session that is the page's document (or, in a callback, a proxy of it that
+    # refuses it); the drawing gets a document of its own instead
+    plot = hv.renderer("bokeh").get_plot(element.opts(default_tools=["save"], toolbar="above"),
+                                         doc=Document())
+    fig = plot.state
     fig.toolbar.logo = None
     # HoloViews asks for WebGL; our charts have at most a few thousand points, and each
     # WebGL canvas costs the browser a GL context (a software one without a GPU)

@@ -242,6 +242,23 @@ def test_dashboard_chart_drawn_once_per_process_each_session_gets_its_own_models
         Document().add_root(fig)
 
 
+def test_dashboard_chart_drawing_leaves_the_sessions_document_alone():
+    """hv.render attaches its plot to curdoc() and sets that document's theme: in a served
+    session's tab callback curdoc() is a proxy that refuses it (the tab's charts failed to
+    draw). A drawing gets a document of its own."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from dashboards import charts
+
+    doc = Document()
+    theme = doc.theme
+    spec = specs.SPECS["session-events"]
+    with set_curdoc(doc):
+        fig = charts.render(spec, charts._placeholder(charts.empty_view(spec), spec))
+    assert doc.theme is theme and not doc.roots and fig.document is None
+
+
 def test_dashboard_chart_copies_serialize_exactly_like_the_drawing():
     """Every chart's copy is the drawing: the same JSON to the browser, model ids aside."""
     import json
