@@ -3,15 +3,24 @@ next to the plain-Bokeh reference, in one run.
 
 Starts its OWN private Cassandra (free ports, a temp folder; never the user's data), loads
 90 days of seeded batch traffic (a low event density, so the load takes about a minute),
-serves the app in this process on a free port and drives Debian's Chromium with Playwright.
-Everything below is measured twice on the same data: with the app's charts (hvplot renders
-each `ChartSpec` once; refreshes update its sources in place) and with a plain-Bokeh
-reference (`bokeh_render`: the same specs drawn with `bokeh.plotting`, updated by the same
-in-place path), so the cost of hvplot shows as the difference.
+serves the app in this process on free ports and drives Debian's Chromium with Playwright.
+Everything below is measured on the same data with the app's charts (hvplot draws each
+`ChartSpec` once per process, each session gets a copy; refreshes update its sources in
+place) and with a plain-Bokeh reference (`bokeh_render`: the same specs drawn with
+`bokeh.plotting` for every session, updated by the same in-place path).
 
 * first render: navigation start -> Bokeh document idle with every chart of the open tab
   drawn, for the "all" range on the batch tables; the first load reads 90 days from
   Cassandra (cold), the others find the settled day partitions in the server's cache.
+  Every variant has a server of its own, all up at once, and the loads alternate between
+  them (the order rotated each round), so a noisy machine slows them alike; each record
+  gives the ratios to the reference's load of the same round. Besides the app and the
+  reference, two variants are measured for their first render only: the app before
+  2026-12-03 (hvplot drawing every session's charts, with WebGL, its page added to the
+  document root by root, Bokeh validating each session's document) and the app with
+  WebGL, to show what the changes gained. Each load is split by the browser's Navigation
+  Timing: the HTML (the server made the session: read, views, charts, page), the scripts
+  loaded and run, then the document pulled over the websocket and drawn.
 * refresh cycle: from the start of a refresh's read until the server's event loop is idle
   again (chart updates included). "changed" cycles alternate the range between "all" and
   "7 days", so every chart of the open tab gets new data; "steady" cycles are the periodic
@@ -44,7 +53,8 @@ def p95(values: list[float]) -> float:
 
 def bokeh_render(spec, frame):
     """The plain-Bokeh reference: `spec` drawn with `bokeh.plotting`, its sources laid out
-    as hvplot lays them out, so `Chart`'s in-place update fills both the same way."""
+    as hvplot lays them out, so `Chart`'s in-place update fills both the same way. The
+    reference draws every session's charts, as the plain-Bokeh app did."""
     from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter, Range1d
     from bokeh.plotting import figure
 
@@ -105,15 +115,20 @@ def load(settings, days: int) -> tuple[int, float]:
 
 
 class Server:
-    """The app served by Panel in a thread of this process; keeps every Dashboard made."""
+    """The app served by Panel in a thread of this process; keeps every Dashboard made and
+    the seconds each took to make (read, views, charts; not the page's document)."""
 
-    def __init__(self, settings, refresh_seconds: float, chart_factory):
+    def __init__(self, settings, refresh_seconds: float, chart_factory, dashboard=None,
+                 validate: bool = False):
         import panel as pn
+        from bokeh.settings import settings as bokeh_settings
 
         from dashboards import app
 
+        dashboard = dashboard or app.Dashboard
         self.reader = app.reader_for(settings)
         self.dashboards: list = []
+        self.made: list[float] = []
         #: the refresh period of the next session made (the page-load sessions get a long
         #: one, so they do not refresh in the background while cycles are measured)
         self.refresh_seconds = refresh_seconds
@@ -123,10 +138,16 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
 
         def make():
-            dash = app.Dashboard(self.reader, chart_factory=chart_factory, mode="batch",
-                                 time_range="all", refresh_seconds=self.refresh_seconds)
+            # Bokeh's per-session document validation (a process setting, off in the app):
+            # set per session, the variants' page loads never overlap
+            bokeh_settings.perform_document_validation.set_value(validate)
+            t0 = time.perf_counter()
+            dash = dashboard(self.reader, chart_factory=chart_factory, mode="batch",
+                             time_range="all", refresh_seconds=self.refresh_seconds)
             self.dashboards.append(dash)
-            return dash.__panel__()
+            page = dash.__panel__()
+            self.made.append(time.perf_counter() - t0)
+            return page
 
         # threaded: the server runs its own IOLoop in a thread, the browser is driven here
         self.thread = pn.serve({"/": make}, address="127.0.0.1", port=self.port, show=False,
@@ -159,8 +180,15 @@ def _charts_drawn_js() -> str:
     return RENDERED
 
 
-def first_render(page, url: str) -> float:
-    """Seconds from navigation start until Bokeh is idle with every chart's canvas drawn."""
+#: Navigation Timing of the page (ms from navigation start): the HTML received, and the
+#: scripts loaded and run (DOMContentLoaded's end)
+NAV_TIMING = """() => { const n = performance.getEntriesByType("navigation")[0];
+  return [n.responseEnd, n.domContentLoadedEventEnd]; }"""
+
+
+def first_render(page, url: str) -> dict:
+    """Seconds from navigation start until Bokeh is idle with every chart's canvas drawn
+    (`total`), and when the HTML (`html`) and the scripts (`scripts`) were done."""
     from dashboards.specs import SPECS, TABS
     from integration_tests.dashboard_fixtures import CHARTS_WITH_DATA
 
@@ -168,7 +196,9 @@ def first_render(page, url: str) -> float:
     page.goto(url, wait_until="commit", timeout=180_000)
     page.wait_for_function(CHARTS_WITH_DATA, arg=titles, timeout=120_000, polling=20)
     page.wait_for_function(_charts_drawn_js(), timeout=120_000, polling=20)
-    return page.evaluate("performance.now()") / 1000
+    total = page.evaluate("performance.now()") / 1000
+    html, scripts = (t / 1000 for t in page.evaluate(NAV_TIMING))
+    return {"total": total, "html": html, "scripts": scripts}
 
 
 def wait_cycles(dash, n: int, timeout: float = 60) -> None:
@@ -179,14 +209,44 @@ def wait_cycles(dash, n: int, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-#: variant -> (record name prefix, chart factory); the first is the app as shipped
-def _variants() -> dict:
+def _webgl(render):
+    """`render` as HoloViews draws by default: WebGL (the app draws on a 2D canvas)."""
+    def draw(spec, frame):
+        fig = render(spec, frame)
+        fig.output_backend = "webgl"
+        return fig
+    return draw
+
+
+#: variant -> its record name prefix, chart factory, Dashboard class (None: the app's),
+#: whether Bokeh validates each session's document, and whether refresh cycles and tab
+#: switches are measured too; the first is the app, the second the reference
+def _variants() -> dict[str, dict]:
     import functools
 
-    from dashboards.charts import Chart
+    import panel as pn
 
-    return {"hvplot": ("dashboard", Chart),
-            "bokeh": ("dashboard_bokeh_reference", functools.partial(Chart, render=bokeh_render))}
+    from dashboards import app
+    from dashboards.charts import Chart, Drawings, render
+
+    class RootByRoot(app.Dashboard):
+        """The app's page added to the document as before 2026-12-03: one model-graph
+        recompute per root."""
+        page_template = pn.template.FastListTemplate
+
+    return {
+        "hvplot": dict(prefix="dashboard", chart=Chart, full=True),
+        "bokeh": dict(prefix="dashboard_bokeh_reference",
+                      chart=functools.partial(Chart, render=bokeh_render, drawings=None),
+                      full=True),
+        "hvplot_before": dict(prefix="dashboard_hvplot_before",
+                              chart=functools.partial(Chart, render=_webgl(render),
+                                                      drawings=None),
+                              dashboard=RootByRoot, validate=True),
+        "hvplot_webgl": dict(prefix="dashboard_hvplot_webgl",
+                             chart=functools.partial(Chart, render=_webgl(render),
+                                                     drawings=Drawings())),
+    }
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -201,11 +261,12 @@ def run(quick: bool = False) -> list[dict]:
     # closed page-load sessions: bokeh warns per message it can no longer send
     logging.getLogger("bokeh.server.views.ws").setLevel(logging.ERROR)
     days = 30 if quick else 90
-    loads = 4  # the first is cold
+    loads = 3 if quick else 7  # per variant, alternating; the first is cold
     cycles = 12 if quick else 30
     load_before = os.getloadavg()[0]
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: run `apt-get install -y chromium`")
+    variants = _variants()
     measured = {}
     with tempfile.TemporaryDirectory(prefix="clickstream-bench-") as tmp:
         settings = local_settings(Path(tmp) / "stack", cassandra_heap="768m",
@@ -217,53 +278,113 @@ def run(quick: bool = False) -> list[dict]:
             print(f"   loaded {rows:,} rows ({days} days) in {load_s:.0f}s", flush=True)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                servers = {}
                 try:
-                    for variant, (_, factory) in _variants().items():
-                        # a server (and Reader cache) of its own: both start cold
-                        server = Server(settings, refresh_seconds=1.0, chart_factory=factory)
-                        try:
-                            measured[variant] = _measure(browser, server, loads, cycles)
-                        finally:
-                            server.stop()
-                        m = measured[variant]
-                        print(f"   {variant}: first render {statistics.median(m['renders']):.2f}s,"
-                              f" refresh p95 {p95(m['changed']) * 1000:.0f} ms", flush=True)
+                    # a server (and Reader cache) per variant: each starts cold
+                    for variant, v in variants.items():
+                        servers[variant] = Server(settings, refresh_seconds=3600.0,
+                                                  chart_factory=v["chart"],
+                                                  dashboard=v.get("dashboard"),
+                                                  validate=v.get("validate", False))
+                    renders = _first_renders(browser, servers, loads)
+                    for variant, v in variants.items():
+                        full = v.get("full", False)
+                        m = measured[variant] = {"renders": renders[variant],
+                                                 "made": servers[variant].made[:loads]}
+                        if full:
+                            m.update(_measure(browser, servers[variant], cycles))
+                        line = f"   {variant}: first render {_median(m, 'total'):.2f}s"
+                        if full:
+                            line += f", refresh p95 {p95(m['changed']) * 1000:.0f} ms"
+                        print(line, flush=True)
                 finally:
+                    for server in servers.values():
+                        server.stop()
                     browser.close()
         finally:
             stack.down()
     load_after = os.getloadavg()[0]
     base = (f"machine load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} "
             f"CPUs; {days} days of batch data ({rows:,} rows, loaded in {load_s:.0f}s), "
-            f"private Cassandra, in-process Panel server, Chromium {CHROMIUM}")
+            f"private Cassandra, in-process Panel servers, Chromium {CHROMIUM}")
+    reference = measured["bokeh"]["renders"]
     records = []
-    for variant, (prefix, _) in _variants().items():
-        records += _records(prefix, variant, measured[variant], base)
+    for variant, v in variants.items():
+        records += _records(v["prefix"], variant, measured[variant], reference, base)
     return records
 
 
-def _records(prefix: str, variant: str, m: dict, base: str) -> list[dict]:
-    what = ("charts drawn by hvplot once, sources updated in place (the app)" if variant == "hvplot"
-            else "reference: the same ChartSpecs drawn with plain bokeh.plotting, same updates")
-    base = f"{what}; {m['charts']} charts, {m['visible']} on the first tab; {base}"
+def _first_renders(browser, servers: dict, loads: int) -> dict[str, list[dict]]:
+    """`loads` page loads per server, alternating between them (each round in another
+    order), each in a fresh browser context (nothing cached)."""
+    from integration_tests.dashboard_fixtures import local_only
+
+    out: dict[str, list[dict]] = {v: [] for v in servers}
+    names = list(servers)
+    for i in range(loads):
+        for variant in names[i % len(names):] + names[:i % len(names)]:
+            url = servers[variant].url
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            local_only(page, url)
+            out[variant].append(first_render(page, url))
+            context.close()
+    return out
+
+
+def _median(m: dict, part: str, warm: bool = False) -> float:
+    return statistics.median(r[part] for r in m["renders"][1 if warm else 0:])
+
+
+def _records(prefix: str, variant: str, m: dict, reference: list[dict],
+             base: str) -> list[dict]:
+    what = {"hvplot": "charts drawn by hvplot once per process, each session's a copy, "
+                      "sources updated in place (the app)",
+            "bokeh": "reference: the same ChartSpecs drawn with plain bokeh.plotting for "
+                     "every session, same updates",
+            "hvplot_before": "the app before 2026-12-03: hvplot drawing every session's "
+                             "charts with WebGL, the page added root by root, Bokeh "
+                             "validating each session's document",
+            "hvplot_webgl": "the app, but its charts drawn with WebGL (HoloViews' default)",
+            }[variant]
+    renders = m["renders"]
+    ratios = [r["total"] / ref["total"] for r, ref in zip(renders, reference, strict=True)]
+    warm = {part: round(_median(m, part, warm=True), 2) for part in ("total", "html", "scripts")}
+    made = [round(t * 1000) for t in m["made"]]
+    out = [{
+        "name": f"{prefix}_first_render_s", "value": round(_median(m, "total"), 2),
+        "unit": "s", "runs": [round(r["total"], 2) for r in renders], "target": RENDER_TARGET_S,
+        "warm_median_s": warm["total"],
+        "ratio_to_reference": round(statistics.median(ratios[1:] or ratios), 2),
+        "ratios_to_reference": [round(r, 2) for r in ratios],
+        "html_median_s": warm["html"], "scripts_median_s": warm["scripts"],
+        "session_made_ms": made,
+        "notes": f"{what}. navigation start -> Bokeh document idle, every chart of the open "
+                 "tab drawn; 'all' range, batch tables; runs[0] is cold (every day partition "
+                 "read from Cassandra), the others use the server's cache; the variants' "
+                 "loads alternate. Warm medians: HTML received "
+                 f"{warm['html']:.2f} s (the server made the session: Dashboard made in "
+                 f"{statistics.median(made[1:] or made)} ms median, then the page's "
+                 f"document), scripts loaded and run {warm['scripts']:.2f} s, charts drawn "
+                 f"{warm['total']:.2f} s (the document pulled over the websocket and drawn); "
+                 f"ratio to the reference's load of the same round, median of the warm "
+                 f"rounds, {statistics.median(ratios[1:] or ratios):.2f}. {base}"}]
+    if "changed" not in m:
+        return out
     changed, steady = m["changed"], m["steady"]
-    out = [
-        {"name": f"{prefix}_first_render_s", "value": round(statistics.median(m["renders"]), 2),
-         "unit": "s", "runs": [round(r, 2) for r in m["renders"]], "target": RENDER_TARGET_S,
-         "notes": "navigation start -> Bokeh document idle, every chart of the open tab "
-                  "drawn; 'all' range, batch tables; runs[0] is cold (every day partition "
-                  f"read from Cassandra), the others use the server's cache. {base}"},
+    out += [
         {"name": f"{prefix}_refresh_cycle_p95_ms", "value": round(p95(changed) * 1000),
          "unit": "ms", "runs": [round(c * 1000) for c in changed], "target": CYCLE_TARGET_MS,
          "median_ms": round(statistics.median(changed) * 1000), **m["changed_parts"],
-         "notes": "server time per refresh cycle (read start -> event loop idle after the "
-                  "chart updates), range alternating all <-> 7 days so every chart of the "
-                  f"open tab gets new data; median {statistics.median(changed) * 1000:.0f} ms; "
+         "notes": f"{what}. server time per refresh cycle (read start -> event loop idle "
+                  "after the chart updates), range alternating all <-> 7 days so every "
+                  "chart of the open tab gets new data; median "
+                  f"{statistics.median(changed) * 1000:.0f} ms; "
                   f"{_describe(m['changed_parts'])}. {base}"},
         {"name": f"{prefix}_refresh_steady_p95_ms", "value": round(p95(steady) * 1000),
          "unit": "ms", "runs": [round(c * 1000) for c in steady], "target": CYCLE_TARGET_MS,
          "median_ms": round(statistics.median(steady) * 1000), **m["steady_parts"],
-         "notes": "periodic refresh (1 s) with unchanged data, 'all' range; median "
+         "notes": f"{what}. periodic refresh (1 s) with unchanged data, 'all' range; median "
                   f"{statistics.median(steady) * 1000:.0f} ms; {_describe(m['steady_parts'])}. "
                   f"{base}"},
     ]
@@ -271,23 +392,15 @@ def _records(prefix: str, variant: str, m: dict, base: str) -> list[dict]:
         out.append({"name": f"{prefix}_tab_switch_s",
                     "value": round(statistics.median(m["switches"]), 2), "unit": "s",
                     "runs": [round(t, 2) for t in m["switches"]],
-                    "notes": "click on a chart tab -> its tables read, its charts drawn and "
-                             f"Bokeh idle (each chart tab twice: first opening, then again "
-                             f"after another tab). {base}"})
+                    "notes": f"{what}. click on a chart tab -> its tables read, its charts "
+                             "drawn and Bokeh idle (each chart tab twice: first opening, "
+                             f"then again after another tab). {base}"})
     return out
 
 
-def _measure(browser, server, loads: int, cycles: int) -> dict:
+def _measure(browser, server, cycles: int) -> dict:
+    """Refresh cycles (steady, then with new data) and tab switches in one page."""
     from integration_tests.dashboard_fixtures import local_only
-
-    renders = []
-    server.refresh_seconds = 3600.0
-    for _ in range(loads):
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        local_only(page, server.url)
-        renders.append(first_render(page, server.url))
-        context.close()
 
     server.refresh_seconds = 1.0
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -323,7 +436,7 @@ def _measure(browser, server, loads: int, cycles: int) -> dict:
             time.sleep(0.02)
     page.wait_for_function(_charts_drawn_js(), timeout=60_000)
     context.close()
-    return {"renders": renders, "steady": [c["seconds"] for c in steady_cycles],
+    return {"steady": [c["seconds"] for c in steady_cycles],
             "changed": [c["seconds"] for c in changed_cycles], "charts": len(dash.charts),
             "visible": len(visible), "switches": switches,
             "steady_parts": _breakdown(steady_cycles), "changed_parts": _breakdown(changed_cycles)}
