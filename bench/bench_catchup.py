@@ -247,7 +247,8 @@ def measure(n: int, runs: int, max_offsets: int, with_tiny: bool = True) -> dict
 
 def run(quick: bool = False) -> list[dict]:
     """For `make bench`: 1M events (300k with --quick), two ceiling/job pairs."""
-    r = measure(300_000 if quick else 1_000_000, 1 if quick else 2, 300_000)
+    r = measure(300_000 if quick else 1_000_000, 1 if quick else 2,
+                get_settings().processor_max_offsets_per_trigger)
     notes = (f"{r['events']} events, 3 partitions, {r['max_offsets_per_trigger']} offsets "
              f"per trigger; pairs {[(p['ceiling'], p['job']) for p in r['pairs']]}")
     t, tc = r["tiny"], r["tiny_connector"]
@@ -278,7 +279,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--max-offsets", type=int, default=300_000)
+    ap.add_argument("--max-offsets", type=int, default=None,
+                    help="offsets per trigger (default: the job's setting)")
     ap.add_argument("--no-tiny", action="store_true")
     ap.add_argument("--report", type=Path, default=None)
     ap.add_argument("-v", action="store_true", help="the job's per-micro-batch log lines")
@@ -287,7 +289,9 @@ def main() -> None:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    r = measure(args.events, args.runs, args.max_offsets, not args.no_tiny)
+    r = measure(args.events, args.runs,
+                args.max_offsets or get_settings().processor_max_offsets_per_trigger,
+                not args.no_tiny)
     report = args.report or REPO / "bench" / "results" / f"catchup-{args.events}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(r, indent=2))

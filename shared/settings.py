@@ -87,7 +87,9 @@ class Settings(BaseSettings):
         600, ge=0, description="how late an event may arrive and still be counted")
     processor_checkpoint_dir: Path | None = Field(
         None, description="streaming checkpoints; default: <data_dir>/checkpoints/processor")
-    processor_max_offsets_per_trigger: int = Field(300_000, ge=1)
+    processor_max_offsets_per_trigger: int = Field(
+        1_000_000, ge=1, description="Kafka records per micro-batch at most: a catch-up's "
+                                     "micro-batch size (a live one holds what arrived)")
     processor_starting_offsets: str = Field("earliest", pattern="^(earliest|latest)$")
     processor_write_timeout_seconds: float = Field(
         300.0, gt=0, description="a micro-batch whose Cassandra writes take longer fails "

@@ -44,7 +44,7 @@ def _date(ctx, param, value):
 @click.option("--checkpoint", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="stream: checkpoint folder (default <data_dir>/checkpoints/processor).")
 @click.option("--max-offsets", type=click.IntRange(1), default=None,
-              help="stream: Kafka offsets per micro-batch (default 300000).")
+              help="stream: Kafka offsets per micro-batch (default 1000000).")
 @click.option("--available-now", is_flag=True,
               help="stream: process what is in the topic now, then stop.")
 @click.option("--timeout", type=float, default=None, help="stream: stop after this many seconds.")
