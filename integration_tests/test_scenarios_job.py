@@ -111,6 +111,8 @@ def hours_of(w: Window) -> tuple[int, int]:
 CATALOGUE = world.build_catalogue(SEED)  # the shop's products: which category each is in
 CATEGORY_OF = pl.DataFrame({"product_id": CATALOGUE.product_ids,
                             "category": CATALOGUE.categories})
+#: what `clickstream dashboard --seed 7` gives its watch
+CATEGORIES = dict(zip(CATALOGUE.product_ids, CATALOGUE.categories, strict=True))
 
 #: claims the tables cannot measure, and why
 NOT_IN_TABLES = {
@@ -285,3 +287,48 @@ def test_detector_on_the_job_tables_flags_each_scenario_and_is_quiet_without(tab
             assert all(w.start_ms <= f.start_ms <= w.end_ms for f in fl), (name, key, fl)
             assert {f.kind for f in fl} == {kind}, (name, key, fl)
             print(f"\n{name}: {key[0]} {key[1]}: " + "; ".join(f.reason for f in fl))
+
+
+# ---------------------------------------------------------------- (d) the dashboard's watch
+def test_dashboard_category_watch_on_the_job_tables_flags_the_flash_sale_only(job):
+    """The dashboard's own read (`Reader`: the 24 hours before the end of the run) and its
+    per-category watch (`dashboards.watch`: each category's add-to-cart per product view
+    against the other categories', guarded by its cart additions against its own earlier
+    hours) over `product_actions` as the job wrote it: the sale's category in the sale's
+    hour, nothing else; nothing on the run without. The bot-burst's crawler (11:00-11:20)
+    dilutes the smaller categories' rates, so that fashion's is x1.57 the others' at 11:00
+    (`compare` alone would flag it), but it adds no cart additions: the guard keeps it
+    quiet."""
+    from dashboards import watch
+    from dashboards.reader import Reader
+    from shared.clients.cassandra import connect
+
+    settings = job[0]
+    reader = Reader(connect=lambda: connect(settings, timeout=10),
+                    keyspace=settings.cassandra_keyspace)
+    try:  # the streaming tables hold the run with the scenarios, `_batch` the one without
+        snaps = {run: reader.snapshot(mode, "24 hours", watch.tables(CATEGORIES), now=ts(at))
+                 for run, mode, at in (("with", "stream", END), ("without", "batch", END),
+                                       ("during", "stream", END - 20 * M))}
+    finally:
+        reader.close()
+    verdicts = {run: watch.category_verdicts(snap, CATEGORIES) for run, snap in snaps.items()}
+    found = {run: {(t, cat): f for t, v in by_hour.items() for cat, f in v.items() if f}
+             for run, by_hour in verdicts.items()}
+    assert not found["without"], {k: f.reason for k, f in found["without"].items()}
+    sale, category = WINDOWS["flash-sale"], SCENARIOS["flash-sale"].category
+    assert list(found["with"]) == [(sale.start_ms, category)], found["with"]
+    flag = found["with"][sale.start_ms, category]
+    assert flag.kind == "spike" and flag.ratio > 1.7, flag.reason
+    # judged in every hour on both runs (the evidence is there), the bot's hour included
+    bot_hour = WINDOWS["bot-burst"].start_ms
+    for run in ("with", "without"):
+        assert all("fashion" in verdicts[run][t] for t in range(START, END, H)), verdicts[run]
+    assert verdicts["with"][bot_hour]["fashion"] is None
+    # what the dashboard shows: the flag, 20 minutes before the end (the sale's hour
+    # filling) and at the end (the hour after, still without data: the sale's hour)
+    for run in ("during", "with"):
+        alerts = watch.category_alerts(snaps[run], CATEGORIES)
+        assert [(a.metric, a.flag.start_ms) for a in alerts] == [
+            (f"{category} add-to-cart per product view (hour)", sale.start_ms)], alerts
+    print(f"\nflash-sale on the dashboard: {alerts[0].text}")
