@@ -93,6 +93,8 @@ class FrameCache:
                 for k in [k for k, v in self._entries.items() if v.expires <= t]:
                     del self._entries[k]
 
-    def expires(self, key: Hashable) -> float:
+    def expires(self, key: Hashable, default: float = 0.0) -> float:
+        """When `key` expires (`default` if it was dropped meanwhile)."""
         with self._lock:
-            return self._entries[key].expires
+            hit = self._entries.get(key)
+            return default if hit is None else hit.expires

@@ -200,26 +200,32 @@ class Reader:
         joined = self.cache.get(join_key) if join_key else None
         frames: list[pd.DataFrame] = [] if joined is None else [joined]
         todo = []
+        # the segments' frames as found or read now: one found in the cache may expire
+        # there while the queries run (seen at load 19), so the join never asks it again
+        got: dict = {}
         for seg in plan:
             if seg.settled and joined is not None:
                 continue
             hit = self.cache.get(seg.key) if seg.key is not None else None
             if hit is None:
                 todo.append(seg)
-            elif not seg.settled:
-                frames.append(hit)
+            else:
+                got[seg.key] = hit
+                if not seg.settled:
+                    frames.append(hit)
         results = self._run(stmt, [s.params for s in todo])
         for seg, rows in zip(todo, results, strict=True):
             frame = rows_to_frame(table, rows)
             if seg.key is not None:
                 self.cache.put(seg.key, frame, seg.ttl)
+                got[seg.key] = frame
             if not seg.settled:
                 frames.append(frame)
         if settled and joined is None:
-            parts = [self.cache.get(s.key) for s in settled]
+            parts = [got[s.key] for s in settled]
             nonempty = [f for f in parts if not f.empty]
             joined = pd.concat(nonempty, ignore_index=True) if nonempty else empty_frame(table)
-            self.cache.put_until(join_key, joined, min(self.cache.expires(s.key)
+            self.cache.put_until(join_key, joined, min(self.cache.expires(s.key, 0.0)
                                                        for s in settled))
             frames.insert(0, joined)
         frames = [f for f in frames if not f.empty]

@@ -219,6 +219,29 @@ def test_dashboard_reader_caches_settled_partitions_and_rereads_only_recent_ones
     assert n3 == 5
 
 
+def test_dashboard_reader_joins_segments_that_expire_while_it_queries():
+    """A cached settled segment can expire while the recent ones are queried (a loaded
+    machine): the read joins the frames it found, never asks the cache again."""
+    table = tb.DATA_QUALITY
+    now = dt.datetime(2026, 1, 5, 10, 30, tzinfo=dt.UTC)
+    rows = [(h.date(), naive(h), 2, 2, 0) for h in
+            (dt.datetime(2026, 1, 3, tzinfo=dt.UTC) + dt.timedelta(hours=k) for k in range(58))]
+    reader = ScriptedReader(rows)
+    start = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
+    first, _ = reader.read(table, start, now, now)
+    for key in [k for k in reader.cache._entries if k[1] == "joined"]:
+        reader.cache._entries.pop(key)  # the joined frame dropped, its segments kept
+    run = reader._run
+
+    def slow_run(stmt, params):
+        reader.now += cache.SETTLED_TTL + 1  # every cached segment expires meanwhile
+        return run(stmt, params)
+
+    reader._run = slow_run
+    again, _ = reader.read(table, start, now, now)
+    assert sorted(again["window_start"]) == sorted(first["window_start"])
+
+
 def test_dashboard_reader_sessions_whole_days_cached_once_no_duplicates():
     now = dt.datetime(2026, 1, 5, 10, 30, tzinfo=dt.UTC)
     days = [dt.date(2026, 1, 3), dt.date(2026, 1, 4), dt.date(2026, 1, 5)]
