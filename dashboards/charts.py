@@ -53,6 +53,7 @@ from dashboards.reader import Snapshot, empty_frame
 from dashboards.specs import ChartSpec
 
 CHART_HEIGHT = 280
+COUNT_FORMAT = "0,0.[00]"  # numeral.js: 200,000 and 0.25, never 2.000e+5
 PALETTE = ("#30a2da", "#fc4f30", "#e5ae38", "#6d904f", "#8b8b8b", "#9467bd", "#8c564b",
            "#17becf", "#e377c2", "#bcbd22")  # one colour per series
 _PLACEHOLDER_TIME = pd.Timestamp("2000-01-01")
@@ -91,7 +92,7 @@ def _tooltips(spec: ChartSpec, time_x: bool) -> list[tuple[str, str]]:
     tips = [(spec.x, x)]
     if spec.by:
         tips.append((spec.by, f"@{{{spec.by}}}"))
-    tips.append((spec.y, f"@{{{spec.y}}}{{{spec.y_format or '0,0.[00]'}}}"))
+    tips.append((spec.y, f"@{{{spec.y}}}{{{spec.y_format or COUNT_FORMAT}}}"))
     tips += [(c, f"@{{{c}}}{{{fmt}}}") for c, fmt in spec.hover]
     return tips
 
@@ -106,8 +107,10 @@ def render(spec: ChartSpec, frame: pd.DataFrame):
     opts = dict(x=spec.x, y=spec.y, title=spec.full_title, height=CHART_HEIGHT,
                 responsive=True, hover_cols=[c for c, _ in spec.hover],
                 hover_tooltips=tips, grid=True)
-    if spec.y_format:
-        opts["yformatter"] = NumeralTickFormatter(format=spec.y_format)
+    # Bokeh's default ticks turn 200,000 into 2.000e+5: every value axis gets a numeral
+    # format (a barh's value axis is the figure's x: HoloViews formats the axis drawn)
+    value_axis = "xformatter" if spec.kind == "barh" else "yformatter"
+    opts[value_axis] = NumeralTickFormatter(format=spec.y_format or COUNT_FORMAT)
     if spec.kind == "line":
         lines = frame.hvplot.line(by=spec.by, color=list(PALETTE), line_width=2, **opts)
         # a compact legend: seven pages must fit beside a 280-px plot

@@ -259,6 +259,24 @@ def test_dashboard_chart_drawing_leaves_the_sessions_document_alone():
     assert doc.theme is theme and not doc.roots and fig.document is None
 
 
+@pytest.mark.parametrize("spec", specs.CHARTS, ids=lambda s: s.name)
+def test_dashboard_chart_value_axis_is_numeral_never_scientific(spec):
+    """Bokeh's default ticks wrote 200,000 as 2.000e+5 (seen in the live demo's screenshot):
+    the value axis (a barh's x) has the spec's numeral format, or thousands separators."""
+    from bokeh.models import CategoricalTickFormatter, NumeralTickFormatter
+
+    from dashboards import charts
+
+    fig = charts.render(spec, charts._placeholder(charts.empty_view(spec), spec))
+    value, other = (fig.xaxis, fig.yaxis) if spec.kind == "barh" else (fig.yaxis, fig.xaxis)
+    (formatter,) = [a.formatter for a in value]
+    assert isinstance(formatter, NumeralTickFormatter)
+    assert formatter.format == (spec.y_format or "0,0.[00]")
+    assert not any(isinstance(a.formatter, NumeralTickFormatter) for a in other)
+    if spec.kind == "barh":
+        assert all(isinstance(a.formatter, CategoricalTickFormatter) for a in other)
+
+
 def test_dashboard_chart_copies_serialize_exactly_like_the_drawing():
     """Every chart's copy is the drawing: the same JSON to the browser, model ids aside."""
     import json
