@@ -146,18 +146,28 @@ def outage(stack, tmp_path_factory):
     minutes here. The batch job writes the rows the streaming job writes for the same
     events (the truth tests pin both to the same Polars computation), and the dashboard
     is the same command, given the window as `make demo` gives it."""
-    settings = stack.settings.model_copy(
-        update={"cassandra_keyspace": f"scen_{uuid.uuid4().hex[:8]}"})
-    apply_cassandra_schema(settings)
-    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000) // 300_000 * 300_000
-    minute = 60_000
     # till 20 minutes from now: whenever the page loads in that time, the window the
     # dashboard judges (the latest complete one) is inside the outage and full of data
-    window = Window("checkout-outage", now_ms - 25 * minute, now_ms + 20 * minute)
-    csv = tmp_path_factory.mktemp("outage") / "events.csv"
+    return _scenario_traffic(stack, tmp_path_factory, "checkout-outage", align_minutes=5,
+                             history=90, started=25, left=20)
+
+
+def _scenario_traffic(stack, tmp_path_factory, name: str, align_minutes: int, history: int,
+                      started: int, left: int):
+    """(settings of a fresh keyspace, the scenario's window): `history` minutes of seed-7
+    traffic before the scenario, which started `started` minutes ago and ends in `left`,
+    written to the keyspace's streaming tables by the real batch job."""
+    settings = stack.settings.model_copy(
+        update={"cassandra_keyspace": f"{name[:4]}_{uuid.uuid4().hex[:8]}"})
+    apply_cassandra_schema(settings)
+    step = align_minutes * 60_000
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000) // step * step
+    minute = 60_000
+    window = Window(name, now_ms - started * minute, now_ms + left * minute)
+    csv = tmp_path_factory.mktemp(name) / "events.csv"
     eps = OUTAGE_RATE / world.traffic_factor(now_ms)  # the same volume at any hour
     t0 = time.monotonic()
-    n = write_events(csv, 7, eps, now_ms - 115 * minute, window.end_ms, (window,))
+    n = write_events(csv, 7, eps, window.start_ms - history * minute, window.end_ms, (window,))
     out = run_batch_job(settings, (csv, "stream"))
     print(f"\nseeded {n:,} events through the batch job in {time.monotonic() - t0:.0f}s: {out}")
     return settings, window
@@ -206,19 +216,8 @@ def flash_sale(stack, tmp_path_factory):
     minute. A live `make demo SCENARIO=flash-sale@+20m+30m` shows the same flag some
     minutes into the sale (README, Scenarios); here the rows come from the batch job,
     which writes what the streaming job writes for the same events."""
-    settings = stack.settings.model_copy(
-        update={"cassandra_keyspace": f"sale_{uuid.uuid4().hex[:8]}"})
-    apply_cassandra_schema(settings)
-    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000) // 60_000 * 60_000
-    minute = 60_000
-    window = Window("flash-sale", now_ms - 50 * minute, now_ms + 30 * minute)
-    csv = tmp_path_factory.mktemp("flash-sale") / "events.csv"
-    eps = OUTAGE_RATE / world.traffic_factor(now_ms)  # the same volume at any hour
-    t0 = time.monotonic()
-    n = write_events(csv, 7, eps, now_ms - 120 * minute, window.end_ms, (window,))
-    out = run_batch_job(settings, (csv, "stream"))
-    print(f"\nseeded {n:,} events through the batch job in {time.monotonic() - t0:.0f}s: {out}")
-    return settings, window
+    return _scenario_traffic(stack, tmp_path_factory, "flash-sale", align_minutes=1,
+                             history=70, started=50, left=30)
 
 
 def test_dashboard_browser_shades_the_flash_sale_and_flags_its_category(flash_sale, page):
