@@ -9,6 +9,7 @@ is up (what tests and `make dev-dashboard` wait for).
 from __future__ import annotations
 
 import logging
+import threading
 
 from shared import signals
 from shared.errors import ClickstreamError
@@ -50,8 +51,17 @@ def run_dashboard(settings: Settings, host: str | None = None, port: int | None 
     # Panel stops on SIGINT only; every stop signal should, and be recorded as received
     loop = server.io_loop.asyncio_loop
     previous = signals.install(on_stop=lambda: loop.call_soon_threadsafe(server.io_loop.stop))
+    def warm() -> None:
+        try:
+            seconds = app.warm_up(reader, marks=marks, categories=categories)
+            log.info("dashboard warmed up in %.1f s", seconds)
+        except Exception:  # noqa: BLE001 - an optimisation only: the first page reads itself
+            log.debug("dashboard warm-up failed", exc_info=True)
+
     try:
         server.start()
+        # in the background: the server answers at once, a page opened meanwhile reads itself
+        threading.Thread(target=warm, name="dashboard-warm-up", daemon=True).start()
         server.io_loop.start()
     finally:
         signals.restore(previous)

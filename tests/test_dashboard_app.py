@@ -105,6 +105,23 @@ def test_dashboard_app_reads_only_the_open_tabs_tables():
     assert d.table_name in reader.calls[-1][2]
 
 
+def test_dashboard_warm_up_reads_and_draws_what_the_first_page_shows():
+    """The server's warm-up reads the first tab's tables (as the first page would, through
+    the same Reader whose cache the sessions share) and draws that tab's charts once."""
+    from dashboards import charts
+
+    drawings = charts.Drawings()  # the process's, here a fresh one
+    reader = FakeReader()
+    assert app.warm_up(reader, chart_factory=lambda spec: Chart(spec, drawings=drawings),
+                       mode="batch", time_range="all") > 0
+    overview = {specs.SPECS[n].table for n in specs.TABS["Overview"]}
+    assert reader.calls == [("batch", "all", frozenset(overview | set(KPI_TABLES)))]
+    assert len(drawings) == len(specs.TABS["Overview"])
+    reader.down = True  # Cassandra unreachable: nothing to cache, no error either
+    app.warm_up(reader)
+    assert reader.calls[-1][:2] == ("stream", "24 hours")
+
+
 def test_dashboard_app_charts_update_in_place_never_rebuilt():
     """A refresh never rebuilds a chart: the figure and every data source keep their ids."""
     reader = FakeReader()
