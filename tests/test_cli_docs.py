@@ -39,3 +39,32 @@ def _make_targets() -> list[str]:
 @pytest.mark.parametrize("target", _make_targets())
 def test_make_target_is_in_readme(target):
     assert f"| `make {target}" in README or (target == "help" and "`make help`" in README)
+
+
+def test_cli_command_table_matches_each_modules_commands():
+    import importlib
+
+    from services.cli import COMMAND_MODULES
+
+    for module, names in COMMAND_MODULES.items():
+        declared = tuple(c.name for c in importlib.import_module(module).COMMANDS)
+        assert declared == names, module
+
+
+def test_cli_simulate_imports_only_its_own_module():
+    # the start-up of `clickstream simulate` skips the other services' imports (Kafka,
+    # settings, Spark, the dashboard): a fresh interpreter, then what it loaded
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from click.testing import CliRunner\n"
+            "from services.cli import cli\n"
+            "r = CliRunner().invoke(cli, ['simulate', '--events', '3', '--workers', '1'])\n"
+            "assert r.exit_code == 0 and r.output.count(chr(10)) == 3, r.output\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('kafka', 'pydantic_settings', 'pyspark', 'panel', 'bokeh', 'polars') "
+            "or m.startswith('services.') and not m.startswith('services.simulator'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.split() == ["services.cli"]
