@@ -41,6 +41,9 @@ class FakeSink:
                 self.records.append((key, value))
                 self.counts.acked += 1
 
+    def send_chunk(self, chunk):
+        self.send_many(chunk.pairs())
+
     def flush(self, timeout=None):
         pass
 

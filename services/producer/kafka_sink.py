@@ -1,9 +1,12 @@
 """The one long-lived Kafka producer: keyed by session id, batched, lz4-compressed,
 acks=all with idempotence, and counted so that nothing is lost silently.
 
-Every record's future reports back: `acked` counts broker acknowledgements, `failed`
-counts records the client gave up on (after its own retries, bounded by
-`delivery_timeout_ms`). `flush()` waits for what is in flight.
+Records go out as whole batches per partition (`record_batches.BatchAppender`: a run of
+records is encoded at once and queued on kafka-python's accumulator, one callback per
+batch), or through `KafkaProducer.send()` one by one where that fast path is off (a custom
+partitioner, or a client whose batches it cannot reproduce). Either way `acked` counts
+broker acknowledgements and `failed` the records the client gave up on (after its own
+retries, bounded by `delivery_timeout_ms`). `flush()` waits for what is in flight.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner.default import murmur2
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
+from services.producer import record_batches
 from shared.errors import ClickstreamError
 from shared.settings import Settings
 
@@ -74,6 +78,17 @@ class KafkaSink:
         self._explicit_partitions = "partitioner" not in overrides
         self._partition_of: dict[bytes, int] = {}
         self._partitions: list[int] = []
+        self._appender = self._batch_appender() if self._explicit_partitions else None
+
+    def _batch_appender(self) -> record_batches.BatchAppender | None:
+        """The whole-batch path, if this client builds the very batches it would build
+        record by record (see `record_batches.check`)."""
+        config = self._producer.config
+        sample = [(b"s%d" % i, b'{"n":%d}' % i * (1 + i % 40)) for i in range(300)]
+        if not record_batches.check(config["compression_attrs"], config["batch_size"], sample):
+            log.warning("kafka-python builds batches unlike record_batches: send() per record")
+            return None
+        return record_batches.BatchAppender(self._producer, self.topic, self.counts)
 
     def _connect(self, config: dict) -> KafkaProducer:
         if not log.isEnabledFor(logging.INFO):
@@ -142,6 +157,29 @@ class KafkaSink:
             self._partition_of = {}
         return self._partition_of
 
+    def send_parts(self, parts) -> None:
+        """Send the parts of a `chunks.Chunk`: (partition, (keys, values)) items, each
+        a run of records for that partition (None: each record to its key's)."""
+        from services.producer.chunks import unpack
+
+        for partition, data in parts:
+            keys, values = unpack(*data)
+            if partition is None or self._appender is None:
+                self.send_partitioned(zip(keys, values, [partition] * len(keys), strict=True))
+            else:
+                self._send_run(partition, keys, values)
+
+    def send_chunk(self, chunk) -> None:
+        self.send_parts(chunk.parts.items())
+
+    def _send_run(self, partition: int, keys: list, values: list) -> None:
+        try:
+            self._appender.append(partition, keys, values)
+        except KafkaTimeoutError as e:
+            with self.counts.lock:
+                self.counts.last_error = f"{type(e).__name__}: {e}"
+            raise
+
     def send_many(self, pairs) -> None:
         """Send (key, value) pairs, each to its key's partition (the client's partitioner,
         or the cached table of the topic's partitions, see `_partition_table`)."""
@@ -170,6 +208,11 @@ class KafkaSink:
     def send_partitioned(self, records) -> None:
         """Send (key, value, partition) triples: the partition chosen by the caller (a
         sender process that owns it, see `senders.py`; None: the client's partitioner)."""
+        if self._appender is not None:
+            table = self._partition_table()
+            if table is not None:
+                self._send_grouped(records, table)
+                return
         send = self._producer.send
         topic = self.topic
         ok, err = self._on_ok, self._on_err
@@ -184,6 +227,23 @@ class KafkaSink:
             raise
         finally:
             self.counts.sent += n
+
+    def _send_grouped(self, records, table: dict) -> None:
+        """Triples as runs per partition (each partition's records in their order)."""
+        parts, n_parts = self._partitions, len(self._partitions)
+        runs: dict[int, tuple[list, list]] = {}
+        for key, value, p in records:
+            if p is None:
+                p = table.get(key)
+                if p is None:
+                    p = table[key] = default_partition(key, parts, n_parts)
+            run = runs.get(p)
+            if run is None:
+                run = runs[p] = ([], [])
+            run[0].append(key)
+            run[1].append(value)
+        for p, (keys, values) in runs.items():
+            self._send_run(p, keys, values)
 
     def flush(self, timeout: float | None = 30.0) -> None:
         try:

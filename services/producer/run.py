@@ -6,9 +6,11 @@ leave per wall second (following the daily curve). `--rate 0` sends as fast as p
 The stream starts cold -- no session is in progress at `--start` -- so the rate ramps up
 over the first simulated minutes, as sessions accumulate.
 
-The simulator and the JSON encoding run in a feeder process by default so that the
-producer process spends its core on kafka-python (which alone manages ~35-40k records/s
-on one core here).
+Events travel in `chunks.Chunk`s: the feeder process (by default) simulates and encodes
+them with the simulator's lines path and splits each chunk by the partition of its keys;
+this process paces the chunks and hands them to the sink, which sends each partition's
+run of records as whole batches (`record_batches`). `batches()` is the row path the
+chunks are checked against.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from services.producer.chunks import chunks
 from services.producer.kafka_sink import Counts, KafkaSink
 from services.producer.senders import ShardedSink
 from services.simulator.malformed import event_row
@@ -33,7 +36,7 @@ from shared import signals
 from shared.errors import ClickstreamError
 from shared.settings import Settings
 
-BATCH = 2_000  # events per feeder message and per pacing step
+BATCH = 4_000  # events per chunk when unthrottled (a batch or two per partition)
 UNTHROTTLED_DENSITY = 1_000.0  # simulated events/s when --rate 0
 DEFAULT_SENDERS = 2  # 2026-12-02, 2 cores: 1/2/3 senders 32.5k/33.3k/34.1k events/s (README)
 
@@ -81,28 +84,31 @@ def batches(config: SimConfig, start_ms: int, limit: int | None,
 
 
 def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent: int,
-                 schema_version: str = DEFAULT_MODE) -> None:
+                 schema_version: str = DEFAULT_MODE, size: int = BATCH,
+                 partitions: list[int] | None = None) -> None:
     for s in (signal.SIGINT, signal.SIGHUP):  # the parent decides when to stop...
         signal.signal(s, signal.SIG_IGN)
     # ...unless it is gone: then nothing reads the queue and put() would block for ever
     signals.die_with_parent(signal.SIGKILL, parent, respect_nohup=False)
     try:
-        for item in batches(config, start_ms, limit, schema_version):
+        for item in chunks(config, start_ms, limit, size, partitions, schema_version):
             q.put(item)
     finally:
         q.put(None)
 
 
 class Feeder:
-    """`batches()` in a separate process, through a bounded queue (back-pressure)."""
+    """`chunks()` in a separate process, through a bounded queue (back-pressure)."""
 
     def __init__(self, config: SimConfig, start_ms: int, limit: int | None,
-                 schema_version: str = DEFAULT_MODE):
+                 schema_version: str = DEFAULT_MODE, size: int = BATCH,
+                 partitions: list[int] | None = None):
         ctx = mp.get_context("spawn")
         self.queue = ctx.Queue(maxsize=8)
         self.process = ctx.Process(
             target=_feeder_main,
-            args=(config, start_ms, limit, self.queue, os.getpid(), schema_version),
+            args=(config, start_ms, limit, self.queue, os.getpid(), schema_version, size,
+                  partitions),
             daemon=True
         )
         self.process.start()
@@ -160,38 +166,36 @@ def run_produce(
     stop = threading.Event()
     stopped_by = "count"
     previous = signals.install(on_stop=stop.set)
-    source = Feeder(config, start_ms, count, schema_version) if feeder else None
-    t0 = None  # the clock starts with the first batch (after the simulator's set-up)
+    # unthrottled: big chunks; paced: ~10 ms of traffic per chunk, each sent when due
+    size = BATCH if rate <= 0 else max(1, min(BATCH, int(rate / 100)))
+    partitions = getattr(sink, "partitions", None)  # the feeder splits chunks by them
+    if feeder:
+        source = Feeder(config, start_ms, count, schema_version, size, partitions)
+    else:
+        source = chunks(config, start_ms, count, size, partitions, schema_version)
+    t0 = None  # the clock starts with the first chunk (after the simulator's set-up)
     last_report = last_acked = 0
     try:
-        for times, pairs in source if source else batches(config, start_ms, count,
-                                                          schema_version):
+        for chunk in source:
             now = time.monotonic()
             if t0 is None:
                 t0 = last_report = now
             deadline = t0 + duration if duration is not None else None
             if rate > 0:
-                # pace on simulated collector time, ~10 ms of traffic per step
-                step = max(1, int(rate / 100))
-                for i in range(0, len(pairs), step):
-                    j = min(i + step, len(pairs))
-                    due = t0 + (times[j - 1] - start_ms) / 1000.0 / speed
-                    if deadline is not None:
-                        due = min(due, deadline)
-                    wait = due - time.monotonic()
-                    if wait > 0:
-                        stop.wait(wait)
-                    if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
-                        break
-                    sink.send_many(pairs[i:j])
-                    now = time.monotonic()
-                    if now - last_report >= report_every:
-                        acked = sink.counts.acked
-                        rate_now = (acked - last_acked) / (now - last_report)
-                        report(_line(sink.counts, now - t0, rate_now))
-                        last_report, last_acked = now, acked
-            else:
-                sink.send_many(pairs)
+                # pace on simulated collector time: the chunk leaves when its last event is due
+                due = t0 + (chunk.last_sent - start_ms) / 1000.0 / speed
+                if deadline is not None:
+                    due = min(due, deadline)
+                wait = due - time.monotonic()
+                if wait > 0:
+                    stop.wait(wait)
+            if stop.is_set():
+                stopped_by = "signal"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                stopped_by = "duration"
+                break
+            sink.send_chunk(chunk)
             now = time.monotonic()
             if stop.is_set():
                 stopped_by = "signal"
@@ -209,7 +213,7 @@ def run_produce(
     except KeyboardInterrupt:
         stopped_by = "signal"
     finally:
-        if source:
+        if feeder:
             source.stop()
         sink.flush(timeout=35.0)  # covers delivery_timeout_ms: each record ends acked or failed
         elapsed = time.monotonic() - t0 if t0 is not None else 0.0

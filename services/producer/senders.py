@@ -1,12 +1,12 @@
 """Several sender processes behind one sink (`clickstream produce --senders N`).
 
-kafka-python's `send()` costs 20-35 µs of CPU per record and holds the GIL, so one process
-tops out near 35k records/s on a core. `ShardedSink` has the interface of `KafkaSink`
-(`send_many`, `counts`, `flush`, `close`) and hands each record to one of N processes, each
-with its own idempotent producer: sender `i` owns the partitions at positions i, i + N, ...
-of the topic's sorted partition ids, and a record goes to the sender owning the partition
-the default partitioner gives its key. One producer per partition, fed in delivery order:
-a session's events keep their order, as with one process.
+kafka-python holds the GIL, so one process sends on one core. `ShardedSink` has the
+interface of `KafkaSink` (`send_chunk`, `send_many`, `counts`, `flush`, `close`) and hands
+each partition's part of a chunk to one of N processes, each with its own idempotent
+producer: sender `i` owns the partitions at positions i, i + N, ... of the topic's sorted
+partition ids, and a record goes to the sender owning the partition the default
+partitioner gives its key. One producer per partition, fed in delivery order: a session's
+events keep their order, as with one process.
 
 Accounting: each sender counts its own sent / acknowledged / failed (as `KafkaSink` does)
 into a shared array the parent sums for progress lines; on flush each sender sends what it
@@ -26,6 +26,7 @@ import time
 
 from kafka.errors import KafkaTimeoutError
 
+from services.producer.chunks import pack, unpack
 from services.producer.kafka_sink import Counts, KafkaSink, default_partition
 from shared import signals
 from shared.errors import ClickstreamError
@@ -67,7 +68,7 @@ def _sender_main(index: int, settings: Settings, topic: str, overrides: dict, q,
             if records is None:
                 break
             if not sink.counts.failed:  # after a failure the parent stops: send no more
-                sink.send_partitioned(records)
+                sink.send_parts(records)
             publish()
     except KafkaTimeoutError:
         pass  # counted as failed by the sink; the parent sees it and stops
@@ -146,17 +147,37 @@ class ShardedSink:
         c.last_error = errors[0] if errors else None
         return c
 
+    @property
+    def partitions(self) -> list[int]:
+        """The topic's partition ids at start-up, sorted (a feeder splits chunks by them)."""
+        return list(self._partitions)
+
+    def send_chunk(self, chunk) -> None:
+        """Hand each part of a `chunks.Chunk` to the sender owning its partition."""
+        shards: list[list] = [[] for _ in self._queues]
+        for p, data in chunk.parts.items():
+            if p is None:  # not split by partition: record by record
+                self.send_many(zip(*unpack(*data), strict=True))
+            else:
+                shards[self._owner[p]].append((p, data))
+        for i, shard in enumerate(shards):
+            if shard:
+                self._put(i, shard)
+
     def send_many(self, pairs) -> None:
         table, parts, owner = self._partition_of, self._partitions, self._owner
         if len(table) > KEYS_CACHED:
             table.clear()
         n = len(parts)
-        shards: list[list] = [[] for _ in self._queues]
+        runs: dict[int, list] = {}
         for key, value in pairs:
             p = table.get(key)
             if p is None:
                 p = table[key] = default_partition(key, parts, n)
-            shards[owner[p]].append((key, value, p))
+            runs.setdefault(p, []).append((key, value))
+        shards: list[list] = [[] for _ in self._queues]
+        for p, run in runs.items():
+            shards[owner[p]].append((p, pack(run)))
         for i, shard in enumerate(shards):
             if shard:
                 self._put(i, shard)
