@@ -82,24 +82,26 @@ def _chunk(first_block: int, blocks: int, slot: int) -> list[tuple[int, array, a
     The lines of a share are one newline-terminated blob, which the parent mostly writes as
     it is; line j ends (newline included) at `ends[j]`. The blobs go into the shared
     memory `slot` (given as (offset, length) in it), or, if they do not fit, in the result."""
-    by_minute: dict[int, list] = {}
+    pairs: list[tuple[int, bytes]] = []
     for block in range(first_block, first_block + blocks):
-        for pair in _sim.block_lines(block, _encoder, _not_before):
-            minute = pair[0] // BLOCK_MS
-            share = by_minute.get(minute)
-            if share is None:
-                by_minute[minute] = [pair]
-            else:
-                share.append(pair)
+        pairs += _sim.block_lines(block, _encoder, _not_before)
+    # one stable sort of the chunk by sent_at is each minute's share stably sorted, minute
+    # after minute; then every step is a C loop over the chunk (bucketing line by line and
+    # sorting each bucket cost 1.0 us per line, this 0.6)
+    pairs.sort(key=itemgetter(0))
+    sents = array("q", map(itemgetter(0), pairs))
+    all_lines = list(map(itemgetter(1), pairs))
     out = []
     size = 0
-    for minute in sorted(by_minute):
-        pairs = by_minute[minute]
-        pairs.sort(key=itemgetter(0))
-        lines = [line for _, line in pairs]
+    a = 0
+    while a < len(sents):
+        minute = sents[a] // BLOCK_MS
+        b = bisect_left(sents, (minute + 1) * BLOCK_MS, a)
+        lines = all_lines[a:b]
         ends = array("q", accumulate(map(len, lines)))
-        out.append((minute, array("q", [sent for sent, _ in pairs]), ends, lines))
+        out.append((minute, sents[a:b], ends, lines))
         size += ends[-1]
+        a = b
     if size <= SLOT_BYTES:
         # the bytes through shared memory, not the result's pipe: that pickles and copies
         # each blob four times, a third of a microsecond per line in the worker and as
