@@ -129,3 +129,58 @@ def test_generate_column_path_equals_the_row_path():
     frames = list(day_frames(sim, START, end, 1000))
     assert len(frames) > 2
     assert pl.concat(frames).equals(rows) and rows.height > 1000
+
+
+NOISY = Noise(late_rate=0.05, late_median_s=3600, duplicate_rate=0.02, malformed_rate=0.05)
+# sha256 of the two files of `run_generate(config(...), 2, ...)`, made by the code before
+# the timestamps were written as text (122512f: Polars formatted the datetimes)
+PINNED_DAYS = {
+    "clean": ((config(), "1"),
+              "4eadb7d7b7b9a5a074ab4e26456abcc5b81f0068267c2360159f25eba582c338"),
+    "noisy": ((config(noise=NOISY), "1"),
+              "28ba22e6d75f283d3027999d983a7c3b1f778e877fdc6cad77a3f35c94ad1507"),
+    "hours-late": ((config(noise=Noise(late_rate=0.3, late_median_s=200_000)), "1"),
+                   "5bbc93eabe58e8896e3ebd2cb56819dcf52194912067c38ac527c7053a3fbc8f"),
+    "bots": ((config(noise=Noise(bot_rate=0.05, late_rate=0.02)), "1"),
+             "46bd2ccbcd7dd395d835e3ad0d6046468e1136ff8ebfac0a020982570ce3657c"),
+    "v2": ((config(), "2"),
+           "b0d24ecdb0915f41fd0c6237abcc92c2f970f4602ee06a5a6113e3ad3403e233"),
+    "mix": ((config(noise=NOISY), "mix"),
+            "3fd6df9c38ce0b69fb20f2ad305c608d96591efc564c3b504ae07cb6b53de241"),
+}
+
+
+@pytest.mark.parametrize("case", list(PINNED_DAYS))
+def test_generate_bytes_are_pinned(case, tmp_path):
+    import hashlib
+
+    (cfg, mode), digest = PINNED_DAYS[case]
+    result = run_generate(cfg, 2, tmp_path, START, workers=1, progress=False,
+                          schema_version=mode)
+    h = hashlib.sha256()
+    for path in result.files:
+        h.update(path.read_bytes())
+    assert h.hexdigest() == digest
+
+
+@pytest.mark.parametrize("span_ms", [0, 59_999, 3_600_000, 30 * 86_400_000],
+                         ids=["one-ms", "a-minute", "an-hour", "a-month"])
+def test_timestamp_text_is_the_csv_format(span_ms):
+    """Timestamps written as text from per-minute tables (or, spanning more than a week,
+    by Polars) read as `CSV_TIMESTAMP_FORMAT` says, to the millisecond."""
+    import random
+
+    from services.batch_generator.csv_days import _timestamp_text
+    from shared.events import CSV_TIMESTAMP_FORMAT
+
+    rng = random.Random(span_ms)
+    # from a year's last second, a leap day's last ms, a minute's first ms
+    for start in (1767225599000, 1709251199999, START):
+        ms = [start + int(rng.random() * (span_ms + 1)) for _ in range(500)] + [start]
+        column = pl.Series("t", ms).cast(pl.Datetime("ms", "UTC"))
+        text = _timestamp_text(column)
+        expected = [dt.datetime.fromtimestamp(m // 1000, dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.") + f"{m % 1000:03d}Z" for m in ms]
+        assert text.name == "t" and text.to_list() == expected
+        assert text.str.strptime(pl.Datetime("ms", "UTC"), CSV_TIMESTAMP_FORMAT,
+                                 strict=True).equals(column)

@@ -24,6 +24,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from services.batch_generator.versions import DEFAULT_MODE, as_sent
+from services.simulator.lines import IN_MINUTE, minute_text
 from services.simulator.model import (
     BLOCK_MS,
     MAX_SESSION_MS,
@@ -87,9 +88,9 @@ def write_range(config: SimConfig, start_ms: int, end_ms: int, path: Path,
         first = True
         for df in day_frames(sim, start_ms, end_ms, CHUNK):
             df = as_sent(df, schema_version)
-            # the same text, but Polars formats naive datetimes faster than UTC ones
-            df.with_columns(pl.col(*_TIMESTAMPS).dt.replace_time_zone(None)).write_csv(
-                f, include_header=first, datetime_format=CSV_TIMESTAMP_FORMAT)
+            df.with_columns(_timestamp_text(df.get_column(name)) for name, dtype
+                            in df.schema.items() if isinstance(dtype, pl.Datetime)
+                            ).write_csv(f, include_header=first)
             first = False
             n += df.height
             if progress is not None:
@@ -98,6 +99,30 @@ def write_range(config: SimConfig, start_ms: int, end_ms: int, path: Path,
             as_sent(rows_to_frame([]), schema_version).write_csv(f, include_header=True)
     os.replace(tmp, path)
     return n
+
+
+_IN_MINUTE = None  # IN_MINUTE as a Polars Series, made on first use
+_MINUTES_SPANNED = 7 * 1440  # a chunk's timestamps within a week: a table of its minutes
+
+
+def _timestamp_text(column):
+    """A UTC datetime column (ms) as its CSV text (`CSV_TIMESTAMP_FORMAT`), made as the
+    JSON lines make it: each minute's 'YYYY-MM-DDTHH:MM:' from a table of the chunk's
+    minutes, its 'SS.mmmZ' from the 60,000 of a minute. `write_csv` formats each value
+    with chrono: 0.3 us per timestamp, three times this."""
+    import polars as pl
+
+    global _IN_MINUTE
+    ms = column.dt.epoch("ms")
+    minute = ms // 60_000
+    first, last = minute.min(), minute.max()
+    if first is None or last - first > _MINUTES_SPANNED:  # empty, or hours-late sends
+        return column.dt.replace_time_zone(None).dt.strftime(CSV_TIMESTAMP_FORMAT)
+    if _IN_MINUTE is None:
+        _IN_MINUTE = pl.Series(IN_MINUTE)
+    minutes = pl.Series([minute_text(m) for m in range(first, last + 1)])
+    return (minutes.gather(minute - first) + _IN_MINUTE.gather(ms - minute * 60_000)
+            ).alias(column.name)
 
 
 def day_frames(sim: Simulator, start_ms: int, end_ms: int, chunk: int = CHUNK):

@@ -35,9 +35,9 @@ from services.simulator.versions import VersionedEncoder
 from shared.events import FIELDS, SCHEMA_VERSION, Kind
 
 MINUTE_MS = 60_000
-# 'SS.mmmZ' for each millisecond of a minute: one look-up per timestamp
+# 'SS.mmmZ' for each millisecond of a minute: one look-up per timestamp (also the CSV days')
 _MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
-_IN_MINUTE = tuple(s + ms for s in [f"{s:02d}." for s in range(60)] for ms in _MILLIS)
+IN_MINUTE = tuple(s + ms for s in [f"{s:02d}." for s in range(60)] for ms in _MILLIS)
 _MINUTES_CACHED = 4096
 _STRINGS_CACHED = 1 << 16
 
@@ -65,8 +65,14 @@ class _Minutes(dict):
     def __missing__(self, minute):
         if len(self) > _MINUTES_CACHED:
             self.clear()
-        text = self[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+        text = self[minute] = minute_text(minute)
         return text
+
+
+def minute_text(minute: int) -> str:
+    """'YYYY-MM-DDTHH:MM:' (UTC) of an epoch minute: with `IN_MINUTE[ms]`, a timestamp's
+    text on the wire and in CSV."""
+    return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
 
 
 # Drawn anew for nearly every event (a click's coordinates): written as they are, while
@@ -254,7 +260,7 @@ class SessionLines:
     def __init__(self):
         self.row = VersionedEncoder(str(SCHEMA_VERSION))
         namespace = {"dumps": orjson.dumps, "TEXT": _JsonText(), "MINUTES": _Minutes(),
-                     "IN_MINUTE": _IN_MINUTE, "NULL": "null", "BOOL": ("false", "true")}
+                     "IN_MINUTE": IN_MINUTE, "NULL": "null", "BOOL": ("false", "true")}
         namespace.update({f"CACHE_r{i}": {} for i in range(_SOURCE.count("def make_r"))})
         exec(compile(_SOURCE, "<session_lines>", "exec"), namespace)
         self.session = namespace["session_lines"]
