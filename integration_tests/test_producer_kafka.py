@@ -66,6 +66,35 @@ def test_producer_events_arrive_complete_and_valid(stack):
     assert all(ts == sorted(ts) for ts in by_session.values())
 
 
+def _by_partition(records) -> dict:
+    out: dict = {}
+    for r in records:
+        out.setdefault(r.partition, []).append((r.key, r.value))
+    return out
+
+
+@pytest.mark.integration
+def test_producer_whole_batches_write_what_send_per_record_writes(stack, monkeypatch):
+    from services.producer import record_batches
+
+    settings = stack.settings
+    config = SimConfig(seed=23, events_per_second=density(0, 1))
+    fast, slow = _topic(settings), _topic(settings)
+    sink = KafkaSink(settings, topic=fast)
+    assert sink._appender is not None  # this client's batches are reproduced: fast path
+    run_produce(settings, config, START, rate=0, count=N, feeder=False, sink=sink,
+                report=lambda line: None)
+    monkeypatch.setattr(record_batches, "check", lambda *args: False)
+    sink = KafkaSink(settings, topic=slow)
+    assert sink._appender is None  # send() per record
+    result = run_produce(settings, config, START, rate=0, count=N, feeder=False, sink=sink,
+                         report=lambda line: None)
+    assert result.acked == N
+    fast_records = _by_partition(consume_all(settings, fast, N))
+    assert fast_records == _by_partition(consume_all(settings, slow, N))
+    assert sum(map(len, fast_records.values())) == N
+
+
 @pytest.mark.integration
 def test_produce_cli_against_real_kafka(stack):
     from integration_tests.helpers import run_cli
