@@ -184,3 +184,21 @@ def test_timestamp_text_is_the_csv_format(span_ms):
         assert text.name == "t" and text.to_list() == expected
         assert text.str.strptime(pl.Datetime("ms", "UTC"), CSV_TIMESTAMP_FORMAT,
                                  strict=True).equals(column)
+
+
+def test_generate_workers_environment_is_set_unless_the_users(monkeypatch):
+    """The workers' allocator setting is in the environment while they start, a value the
+    user set wins, and the CLI's own environment is as before afterwards."""
+    import os
+
+    from services.batch_generator.csv_days import WORKER_ENV, _environment
+
+    (key, value), = WORKER_ENV.items()
+    monkeypatch.delenv(key, raising=False)
+    with _environment(WORKER_ENV):
+        assert os.environ[key] == value
+    assert key not in os.environ
+    monkeypatch.setenv(key, "users:own")
+    with _environment(WORKER_ENV):
+        assert os.environ[key] == "users:own"
+    assert os.environ[key] == "users:own"
