@@ -150,3 +150,13 @@ def test_pack_and_unpack_round_trip_and_refuse_newlines():
     assert Chunk(3, 0, {7: pack(pairs)}).pairs() == pairs
     with pytest.raises(ValueError):
         pack([(b"a", b"two\nlines")])
+
+
+def test_murmur2_is_kafka_pythons():
+    from kafka.partitioner.default import murmur2 as theirs
+
+    from services.producer.kafka_sink import murmur2
+
+    rng = random.Random(9)
+    keys = [rng.randbytes(n % 300) for n in range(3000)] + [b"\xff" * n for n in range(9)]
+    assert [murmur2(k) for k in keys] == [theirs(k) for k in keys]

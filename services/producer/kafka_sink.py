@@ -12,12 +12,12 @@ retries, bounded by `delivery_timeout_ms`). `flush()` waits for what is in fligh
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.partitioner.default import murmur2
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from services.producer import record_batches
@@ -40,6 +40,35 @@ PRODUCER_CONFIG = {
 CONNECT_ATTEMPTS = 3
 CONNECT_WAIT_S = 2.0
 BOOTSTRAP_TIMEOUT_MS = 4_000
+
+
+_WORDS = [struct.Struct(f"<{n}I") for n in range(64)]
+
+
+def murmur2(data: bytes) -> int:
+    """kafka-python's `murmur2` (the Java client's), about three times faster: the key's
+    4-byte words unpacked at once and fewer masks (a session's first event hashes its
+    key: about 1 µs per event in the feeder with theirs)."""
+    length = len(data)
+    m = 0x5BD1E995
+    h = 0x9747B28C ^ length
+    n4 = length >> 2
+    words = _WORDS[n4] if n4 < 64 else struct.Struct(f"<{n4}I")
+    for k in words.unpack_from(data):
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        h = ((h * m) & 0xFFFFFFFF) ^ ((k * m) & 0xFFFFFFFF)
+    extra = length & 3
+    if extra:
+        i = n4 << 2
+        if extra == 3:
+            h ^= data[i + 2] << 16
+        if extra >= 2:
+            h ^= data[i + 1] << 8
+        h = ((h ^ data[i]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
 
 
 def default_partition(key: bytes, partitions: list[int], n: int | None = None) -> int:
