@@ -180,6 +180,20 @@ def test_feeder_that_dies_is_an_error_not_a_hang():
         feeder.stop()
 
 
+def test_feeder_that_fails_is_an_error_not_a_short_run():
+    from services.producer.run import Feeder
+
+    # the encoder refuses the version in the feeder process: its end is an error
+    feeder = Feeder(SimConfig(seed=1, events_per_second=10.0), START, 100,
+                    schema_version="9")
+    try:
+        with pytest.raises(ClickstreamError, match="feeder process failed: ValueError"):
+            for _ in feeder:
+                pass
+    finally:
+        feeder.stop()
+
+
 def test_producer_keys_a_malformed_payload_by_its_events_session():
     noise = Noise(malformed_rate=1.0)  # every event is followed by a broken copy
     _, records = next(batches(SimConfig(seed=4, events_per_second=8, noise=noise), START, 400))

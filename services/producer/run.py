@@ -93,8 +93,10 @@ def _feeder_main(config: SimConfig, start_ms: int, limit: int | None, q, parent:
     try:
         for item in chunks(config, start_ms, limit, size, partitions, schema_version):
             q.put(item)
-    finally:
-        q.put(None)
+    except BaseException as e:
+        q.put(f"{type(e).__name__}: {e}")  # the end, as an error: never a short run
+        raise
+    q.put(None)
 
 
 class Feeder:
@@ -127,6 +129,8 @@ class Feeder:
                 continue
             if item is None:
                 return
+            if isinstance(item, str):
+                raise ClickstreamError(f"the event feeder process failed: {item}")
             yield item
 
     def stop(self) -> None:
