@@ -75,10 +75,29 @@ def _mean_record_size(n: int = 20_000) -> int:
     return round(statistics.mean(sizes))
 
 
-def _java(settings: Settings, n: int, size: int) -> float:
+def _broker_cpu(settings: Settings) -> float | None:
+    """CPU seconds so far of the process listening on the first bootstrap port (the
+    broker, on this machine), or None if it cannot be told."""
+    port = settings.bootstrap_servers.split(",")[0].rpartition(":")[2]
+    try:
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True,
+                             text=True, timeout=10).stdout
+        pid = re.search(r"pid=(\d+)", out).group(1)
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, AttributeError, subprocess.SubprocessError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_event(before: float | None, after: float | None, n: int) -> float | None:
+    return None if before is None or after is None else (after - before) / n * 1e6
+
+
+def _java(settings: Settings, n: int, size: int) -> dict:
     topic = _new_topic(settings)
     try:
         cp = str(settings.jars_dir / "kafka" / "*")
+        b0, c0 = _broker_cpu(settings), os.times()
         out = subprocess.run(
             ["java", "-cp", cp, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
              "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
@@ -87,8 +106,12 @@ def _java(settings: Settings, n: int, size: int) -> float:
              "batch.size=524288"],
             capture_output=True, text=True, timeout=600, check=True,
         ).stdout
+        c1, b1 = os.times(), _broker_cpu(settings)
         # last line: "N records sent, X records/sec (Y MB/sec), ..."
-        return float(re.findall(r"records sent, ([\d.]+) records/sec", out)[-1])
+        return {"rate": float(re.findall(r"records sent, ([\d.]+) records/sec", out)[-1]),
+                "cpu_java": (c1.children_user - c0.children_user + c1.children_system
+                             - c0.children_system) / n * 1e6,
+                "cpu_broker": _per_event(b0, b1, n)}
     finally:
         _delete_topic(settings, topic)
 
@@ -139,12 +162,14 @@ def _ours(settings: Settings, n: int, senders: int) -> dict:
     topic = _new_topic(settings)
     try:
         s = settings.model_copy(update={"kafka_topic": topic})
-        c0 = os.times()
+        b0, c0 = _broker_cpu(settings), os.times()
         result = run_produce(s, SimConfig(seed=1, events_per_second=density(0, 1)), START,
                              rate=0, count=n, feeder=True, senders=senders,
                              report=lambda line: None)
         c1 = os.times()  # the feeder and senders have been joined: they are in children_*
+        b1 = _broker_cpu(settings)
         return {
+            "cpu_broker": _per_event(b0, b1, n),
             "rate": result.acked / result.seconds,
             "lost": n - _topic_count(settings, topic),
             "accounted": result.sent == result.acked + result.failed,
@@ -162,10 +187,11 @@ def _run(quick: bool, settings: Settings, where: str) -> list[dict]:
     size = _mean_record_size()
     # Java before and after ours, the better of the two: the machine is shared and the
     # broker's JIT warms up, so the ratio is taken against the ceiling at its best
-    java = [_java(settings, n, size)]
+    java_runs = [_java(settings, n, size)]
     ours = {senders: [_ours(settings, n, senders) for _ in range(runs)]
             for senders in sorted({1, DEFAULT_SENDERS})}
-    java.append(_java(settings, n, size))
+    java_runs.append(_java(settings, n, size))
+    java = [j["rate"] for j in java_runs]
     ceiling = max(java)
     records = []
     for senders, rs in ours.items():
@@ -178,9 +204,11 @@ def _run(quick: bool, settings: Settings, where: str) -> list[dict]:
              "runs": rates, "target": 50_000,
              "cpu_us_per_event_main": [r["cpu_main"] for r in rs],
              "cpu_us_per_event_children": [r["cpu_children"] for r in rs],
+             "cpu_us_per_event_broker": [r["cpu_broker"] for r in rs],
              "notes": f"{n:,} simulated events, --senders {senders}, acks=all, idempotent, "
                       "lz4, feeder process; cpu_us_per_event_* = CPU µs per event of the "
-                      "main process and of its children (feeder + senders, incl. start-up); "
+                      "main process, of its children (feeder + senders, incl. start-up) and "
+                      "of the broker; "
                       f"records lost (produced - consumed back) per run: {lost}; sent = "
                       f"acked + failed in every run: {all(r['accounted'] for r in rs)}; "
                       f"{where}"},
@@ -194,8 +222,12 @@ def _run(quick: bool, settings: Settings, where: str) -> list[dict]:
     records.append(
         {"name": "kafka_java_producer_perf_per_s", "value": ceiling, "unit": "records/s",
          "runs": java, "target": None,
+         "cpu_us_per_record_java": [j["cpu_java"] for j in java_runs],
+         "cpu_us_per_record_broker": [j["cpu_broker"] for j in java_runs],
          "notes": f"ProducerPerformance, {size} B records, acks=all, idempotent, lz4, linger "
-                  "50 ms, 512 KiB batches: the better of a run before and one after ours"})
+                  "50 ms, 512 KiB batches: the better of a run before and one after ours; "
+                  "cpu_us_per_record_* = CPU µs per record of the JVM (start-up included) "
+                  "and of the broker"})
     return records
 
 
