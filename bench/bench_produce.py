@@ -189,7 +189,7 @@ def _run(quick: bool, settings: Settings, where: str) -> list[dict]:
     # broker's JIT warms up, so the ratio is taken against the ceiling at its best
     java_runs = [_java(settings, n, size)]
     ours = {senders: [_ours(settings, n, senders) for _ in range(runs)]
-            for senders in sorted({1, DEFAULT_SENDERS})}
+            for senders in sorted({1, 2, DEFAULT_SENDERS})}
     java_runs.append(_java(settings, n, size))
     java = [j["rate"] for j in java_runs]
     ceiling = max(java)

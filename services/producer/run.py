@@ -38,7 +38,9 @@ from shared.settings import Settings
 
 BATCH = 4_000  # events per chunk when unthrottled (a batch or two per partition)
 UNTHROTTLED_DENSITY = 1_000.0  # simulated events/s when --rate 0
-DEFAULT_SENDERS = 2  # 2026-12-02, 2 cores: 1/2/3 senders 32.5k/33.3k/34.1k events/s (README)
+# 2026-12-03, 2 cores, whole batches: 1 sender 59.4k events/s at 17.2 CPU-us per event, 2
+# senders 58.4k at 19.6 (README): sending is no longer the bottleneck, the feeder is
+DEFAULT_SENDERS = 1
 
 
 @dataclass
