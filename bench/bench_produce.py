@@ -1,6 +1,7 @@
-"""Producer throughput into the local broker: `clickstream produce`'s path (feeder process +
-kafka-python producers in 1 and the default number of sender processes, acks=all,
-idempotent, lz4) with zero loss checked by consuming the topic back, beside Kafka's own Java
+"""Producer throughput into the local broker: `clickstream produce`'s path (feeder processes
++ kafka-python producers; 1 sender with 1 and 2 feeders, 2 senders with the default
+feeders, the variants alternating round after round; acks=all, idempotent, lz4) with zero
+loss checked by consuming the topic back, beside Kafka's own Java
 ProducerPerformance at the same record size and settings (run before and after ours; the
 better of the two is the ceiling) and our ratio to it. Uses the broker of the default
 settings when one answers (`make up`); otherwise starts a private single-broker Kafka
@@ -25,7 +26,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from services.producer.run import DEFAULT_SENDERS, batches, density, run_produce
+from services.producer.run import DEFAULT_FEEDERS, DEFAULT_SENDERS, batches, density, run_produce
 from services.simulator.model import SimConfig
 from shared.settings import Settings
 
@@ -157,18 +158,20 @@ def run(quick: bool = False, settings: Settings | None = None) -> list[dict]:
     return _run(quick, settings, f"broker at {settings.bootstrap_servers}")
 
 
-def _ours(settings: Settings, n: int, senders: int) -> dict:
-    """One `produce --rate 0 --count n --senders senders` run into a new topic, consumed back."""
+def _ours(settings: Settings, n: int, senders: int, feeders: int = DEFAULT_FEEDERS) -> dict:
+    """One `produce --rate 0 --count n --senders S --feeders F` run into a new topic,
+    consumed back."""
     topic = _new_topic(settings)
     try:
         s = settings.model_copy(update={"kafka_topic": topic})
         b0, c0 = _broker_cpu(settings), os.times()
         result = run_produce(s, SimConfig(seed=1, events_per_second=density(0, 1)), START,
                              rate=0, count=n, feeder=True, senders=senders,
-                             report=lambda line: None)
+                             feeders=feeders, report=lambda line: None)
         c1 = os.times()  # the feeder and senders have been joined: they are in children_*
         b1 = _broker_cpu(settings)
         return {
+            "load": os.getloadavg()[0],
             "cpu_broker": _per_event(b0, b1, n),
             "rate": result.acked / result.seconds,
             "lost": n - _topic_count(settings, topic),
@@ -188,27 +191,32 @@ def _run(quick: bool, settings: Settings, where: str) -> list[dict]:
     # Java before and after ours, the better of the two: the machine is shared and the
     # broker's JIT warms up, so the ratio is taken against the ceiling at its best
     java_runs = [_java(settings, n, size)]
-    ours = {senders: [_ours(settings, n, senders) for _ in range(runs)]
-            for senders in sorted({1, 2, DEFAULT_SENDERS})}
+    variants = sorted({(1, 1), (1, 2), (2, DEFAULT_FEEDERS), (DEFAULT_SENDERS, DEFAULT_FEEDERS)})
+    ours: dict[tuple[int, int], list[dict]] = {v: [] for v in variants}
+    for _ in range(runs):  # alternating, so that a change of load hits each alike
+        for senders, feeders in variants:
+            ours[senders, feeders].append(_ours(settings, n, senders, feeders))
     java_runs.append(_java(settings, n, size))
     java = [j["rate"] for j in java_runs]
     ceiling = max(java)
     records = []
-    for senders, rs in ours.items():
+    for (senders, feeders), rs in ours.items():
         rates = [r["rate"] for r in rs]
         lost = [r["lost"] for r in rs]
         median = statistics.median(rates)
-        suffix = "" if senders == DEFAULT_SENDERS else f"_senders_{senders}"
+        suffix = ("" if senders == DEFAULT_SENDERS else f"_senders_{senders}") + (
+            "" if feeders == DEFAULT_FEEDERS else f"_feeders_{feeders}")
         records += [
             {"name": f"produce_events_per_s{suffix}", "value": median, "unit": "events/s",
              "runs": rates, "target": 50_000,
              "cpu_us_per_event_main": [r["cpu_main"] for r in rs],
              "cpu_us_per_event_children": [r["cpu_children"] for r in rs],
              "cpu_us_per_event_broker": [r["cpu_broker"] for r in rs],
-             "notes": f"{n:,} simulated events, --senders {senders}, acks=all, idempotent, "
-                      "lz4, feeder process; cpu_us_per_event_* = CPU µs per event of the "
-                      "main process, of its children (feeder + senders, incl. start-up) and "
-                      "of the broker; "
+             "load": [r["load"] for r in rs],
+             "notes": f"{n:,} simulated events, --senders {senders}, --feeders {feeders}, "
+                      "acks=all, idempotent, lz4; cpu_us_per_event_* = CPU µs per event of "
+                      "the main process, of its children (feeders + senders, incl. start-up) "
+                      "and of the broker; load = 1-minute load average after each run; "
                       f"records lost (produced - consumed back) per run: {lost}; sent = "
                       f"acked + failed in every run: {all(r['accounted'] for r in rs)}; "
                       f"{where}"},

@@ -110,14 +110,16 @@ def test_produce_cli_against_real_kafka(stack):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("senders, partitions", [(2, 3), (3, 4)])
-def test_producer_senders_deliver_each_event_once_in_session_order(stack, senders, partitions):
+@pytest.mark.parametrize("senders, partitions, feeders",
+                         [(2, 3, 1), (3, 4, 1), (1, 3, 2), (2, 4, 3)])
+def test_producer_senders_deliver_each_event_once_in_session_order(stack, senders, partitions,
+                                                                   feeders):
     settings = stack.settings
     topic = _topic(settings, partitions)
     s = settings.model_copy(update={"kafka_topic": topic})
     config = SimConfig(seed=22, events_per_second=density(0, 1))
     result = run_produce(s, config, START, rate=0, count=N, feeder=True, senders=senders,
-                         report=lambda line: None)
+                         feeders=feeders, report=lambda line: None)
     # the parent's sums of what each sender counted
     assert result.sent == result.acked + result.failed == N and result.failed == 0
     records = consume_all(settings, topic, N)
@@ -128,6 +130,11 @@ def test_producer_senders_deliver_each_event_once_in_session_order(stack, sender
     parts = sorted({r.partition for r in records})
     assert parts == list(range(partitions))
     assert all(r.partition == default_partition(r.key, parts) for r in records)
+    # each partition holds one feeder's events in its order (whatever the feeders)
+    for p in parts:
+        held = [(r.key, r.value) for r in sorted(records, key=lambda r: r.offset)
+                if r.partition == p]
+        assert held == [pair for pair in expected if default_partition(pair[0], parts) == p]
     # one sender per partition, fed in delivery order: each session's order holds
     by_session: dict = {}
     for r in records:
@@ -136,14 +143,16 @@ def test_producer_senders_deliver_each_event_once_in_session_order(stack, sender
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("feeders", ["1", "2"], ids=["1 feeder", "2 feeders"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_produce_cli_senders_flush_every_process_on_a_signal(stack, sig):
+def test_produce_cli_senders_flush_every_process_on_a_signal(stack, sig, feeders):
     from integration_tests.helpers import Output, popen_cli
 
     settings = stack.settings
     topic = _topic(settings)
     s = settings.model_copy(update={"kafka_topic": topic})
-    proc = popen_cli(s, "produce", "--rate", "0", "--senders", "2", "--seed", "6",
+    proc = popen_cli(s, "produce", "--rate", "0", "--senders", "2", "--feeders", feeders,
+                     "--seed", "6",
                      "--start", "2026-01-05T12:00:00Z", "--report-every", "0.5")
     err = Output(proc.stderr)
     try:

@@ -46,7 +46,10 @@ class Chunk:
 
 
 def unpack(keys: bytes, values: bytes) -> tuple[list[bytes], list[bytes]]:
-    """A part's keys and values as lists."""
+    """A part's keys and values as lists (a part may hold them as lists already:
+    `feeders.Feeders` merges them so)."""
+    if isinstance(keys, list):
+        return keys, values
     k, v = keys.split(b"\n"), values.split(b"\n")
     k.pop()
     v.pop()

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from services.producer.run import DEFAULT_SENDERS, density, run_produce
+from services.producer.run import DEFAULT_FEEDERS, DEFAULT_SENDERS, density, run_produce
 from services.simulator.options import make_config, model_options, schema_version_option
 from shared.cli import Command, parse_time
 from shared.errors import ClickstreamError
@@ -33,10 +33,14 @@ from shared.settings import get_settings
               show_default=True,
               help="Sender processes, each with its own producer and a share of the topic's "
                    "partitions (a session's events keep their order).")
+@click.option("--feeders", type=click.IntRange(1), default=None,
+              help=f"Feeder processes simulating the events, each every N-th minute (each "
+                   f"partition's events stay in the order of one feeder); default "
+                   f"{DEFAULT_FEEDERS} with --rate 0, else 1.")
 @schema_version_option
 @model_options
 def produce(rate, speed, duration, count, seed, start, report_every, feeder, senders,
-            schema_version, model):
+            feeders, schema_version, model):
     """Send simulated events to Kafka (topic and brokers from the settings).
 
     One long-lived producer keyed by session id, lz4-compressed batches, acks=all with
@@ -47,7 +51,7 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, sen
     \b
     Example:
         clickstream produce --rate 2000 --speed 60 --duration 120 --seed 7
-        clickstream produce --rate 0 --count 1000000 --senders 2
+        clickstream produce --rate 0 --count 1000000 --feeders 2
         clickstream produce --rate 500 --schema-version mix --seed 7
     """
     for name, value in (("--rate", rate), ("--duration", duration), ("--count", count)):
@@ -65,7 +69,7 @@ def produce(rate, speed, duration, count, seed, start, report_every, feeder, sen
                f"schema version {schema_version})", err=True)
     run_produce(settings, config, start_ms, rate=rate, speed=speed, duration=duration,
                 count=count, report_every=report_every, feeder=feeder, senders=senders,
-                schema_version=schema_version)
+                schema_version=schema_version, feeders=feeders)
 
 
 @click.command("replay-dead-letters", cls=Command)

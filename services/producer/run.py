@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from services.producer.chunks import chunks
+from services.producer.feeders import Feeders, usable
 from services.producer.kafka_sink import Counts, KafkaSink
 from services.producer.senders import ShardedSink
 from services.simulator.malformed import event_row
@@ -41,6 +42,13 @@ UNTHROTTLED_DENSITY = 1_000.0  # simulated events/s when --rate 0
 # 2026-12-03, 2 cores, whole batches: 1 sender 59.4k events/s at 17.2 CPU-us per event, 2
 # senders 58.4k at 19.6 (README): sending is no longer the bottleneck, the feeder is
 DEFAULT_SENDERS = 1
+# 2026-12-04 00:04-00:16 (bench_produce, load 1.5-4.1): --rate 0 with 2 feeders 68.6k
+# events/s at 32.5 CPU-us per event, with 1 48.5k at 27.2 (README); a paced run needs one
+DEFAULT_FEEDERS = 2  # with --rate 0; 1 with a rate
+
+
+def default_feeders(rate: float) -> int:
+    return DEFAULT_FEEDERS if rate <= 0 else 1
 
 
 @dataclass
@@ -157,14 +165,18 @@ def run_produce(
     sink: KafkaSink | None = None,
     senders: int = 1,
     schema_version: str = DEFAULT_MODE,
+    feeders: int | None = None,
 ) -> ProduceResult:
     """Produce until `count` events, `duration` seconds, or SIGINT/SIGTERM/SIGHUP; then
     flush.
 
     With `senders` > 1, that many processes send, each owning a set of partitions
-    (`senders.ShardedSink`). Each event goes out in the version `schema_version` picks (1,
-    2, or mix: by its event_id). Raises ClickstreamError if any event was not acknowledged
-    (after reporting counts).
+    (`senders.ShardedSink`). With `feeders` > 1 (None: `default_feeders(rate)`), that
+    many processes simulate (every feeders-th minute each, `feeders.Feeders`): each
+    partition gets the events of one feeder, in its order; streams with out-of-order or
+    malformed noise take one. Each event goes out in the version `schema_version` picks
+    (1, 2, or mix: by its event_id). Raises ClickstreamError if any event was not
+    acknowledged (after reporting counts).
     """
     report = report or (lambda line: print(line, file=sys.stderr, flush=True))
     if sink is None:
@@ -175,7 +187,11 @@ def run_produce(
     # unthrottled: big chunks; paced: ~10 ms of traffic per chunk, each sent when due
     size = BATCH if rate <= 0 else max(1, min(BATCH, int(rate / 100)))
     partitions = getattr(sink, "partitions", None)  # the feeder splits chunks by them
-    if feeder:
+    if feeders is None:
+        feeders = default_feeders(rate)
+    if feeder and feeders > 1 and usable(config, partitions):
+        source = Feeders(feeders, config, start_ms, count, partitions, schema_version, size)
+    elif feeder:
         source = Feeder(config, start_ms, count, schema_version, size, partitions)
     else:
         source = chunks(config, start_ms, count, size, partitions, schema_version)

@@ -159,6 +159,8 @@ class ShardedSink:
             if p is None:  # not split by partition: record by record
                 self.send_many(zip(*unpack(*data), strict=True))
             else:
+                if isinstance(data[0], list):  # merged by `feeders.Feeders`: bytes to pickle
+                    data = (b"\n".join(data[0]) + b"\n", b"\n".join(data[1]) + b"\n")
                 shards[self._owner[p]].append((p, data))
         for i, shard in enumerate(shards):
             if shard:
