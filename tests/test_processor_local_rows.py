@@ -113,12 +113,16 @@ def test_local_rows_collect_reads_every_partition_in_one_job(reduced):
     """A live micro-batch's bounded collect is one Spark job over all its partitions at
     once; Spark's default scans one partition, then the others in a second job (the job's
     SQL_CONF sets `spark.sql.limit.initialNumPartitions`)."""
-    sc = reduced.sparkSession.sparkContext
-    assert reduced.rdd.getNumPartitions() > 1
-    sc.setJobGroup("bounded-collect", "collect_reduced with a limit")
+    cached = reduced.repartition(3).persist()  # several partitions, whatever AQE made
     try:
-        rows = local_rows.collect_reduced(reduced, limit=100_000)
+        rows = cached.count()
+        sc = cached.sparkSession.sparkContext
+        sc.setJobGroup("bounded-collect", "collect_reduced with a limit")
+        try:
+            collected = local_rows.collect_reduced(cached, limit=100_000)
+        finally:
+            sc.setLocalProperty("spark.jobGroup.id", None)
+        assert len(collected) == rows > 0  # the limit is above the rows: all collected
+        assert len(sc.statusTracker().getJobIdsForGroup("bounded-collect")) == 1
     finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
-    assert len(rows) == reduced.count() > 0  # the limit is above the rows: all collected
-    assert len(sc.statusTracker().getJobIdsForGroup("bounded-collect")) == 1
+        cached.unpersist()
