@@ -107,22 +107,3 @@ def test_local_rows_failed_write_fails_the_micro_batch(reduced):
 
     with pytest.raises(ConnectionError, match="no host"):
         stream.Router(Down(), local_rows=10**9)(reduced, 0)
-
-
-def test_local_rows_collect_reads_every_partition_in_one_job(reduced):
-    """A live micro-batch's bounded collect is one Spark job over all its partitions at
-    once; Spark's default scans one partition, then the others in a second job (the job's
-    SQL_CONF sets `spark.sql.limit.initialNumPartitions`)."""
-    cached = reduced.repartition(3).persist()  # several partitions, whatever AQE made
-    try:
-        rows = cached.count()
-        sc = cached.sparkSession.sparkContext
-        sc.setJobGroup("bounded-collect", "collect_reduced with a limit")
-        try:
-            collected = local_rows.collect_reduced(cached, limit=100_000)
-        finally:
-            sc.setLocalProperty("spark.jobGroup.id", None)
-        assert len(collected) == rows > 0  # the limit is above the rows: all collected
-        assert len(sc.statusTracker().getJobIdsForGroup("bounded-collect")) == 1
-    finally:
-        cached.unpersist()
