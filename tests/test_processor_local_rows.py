@@ -107,3 +107,21 @@ def test_local_rows_failed_write_fails_the_micro_batch(reduced):
 
     with pytest.raises(ConnectionError, match="no host"):
         stream.Router(Down(), local_rows=10**9)(reduced, 0)
+
+
+def test_a_bounded_collect_scans_every_partition_in_one_spark_job():
+    """The live path's `limit(n).collect()` (`collect_reduced`) is one job over all the
+    partitions (`session.SQL_CONF`): by default Spark scans partition 0 first and the rest
+    in a second job, one after the other. Here partitions 0-2 are empty, so a scan of
+    fewer than all of them cannot find the rows (no shuffle: nothing coalesces them)."""
+    spark = local_session()
+    sc = spark.sparkContext
+    group = "test-bounded-collect"
+    frame = spark.range(0, 400, 1, numPartitions=4).filter("id >= 300")
+    sc.setJobGroup(group, "a bounded collect")
+    try:
+        rows = frame.limit(50).collect()
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    assert len(rows) == 50
+    assert len(sc.statusTracker().getJobIdsForGroup(group)) == 1
