@@ -560,6 +560,18 @@ def cassandra_quality_writer(settings: Settings):
 
 
 # --------------------------------------------------------------------------- runner
+def state_summary(progress: dict) -> str:
+    """Each stateful operator's rows and where its time went, from a query progress: the
+    removals are its scan of the whole store for keys below the watermark."""
+    return "; ".join(
+        f"{s.get('operatorName')} +{s.get('numRowsUpdated', 0):,} -{s.get('numRowsRemoved', 0):,}"
+        # the total is 0 unless the store tracks it (`configure_state` turns that off)
+        + (f" of {s['numRowsTotal']:,}" if s.get("numRowsTotal") else "") + " rows, "
+        f"update {s.get('allUpdatesTimeMs', 0)} ms, removal {s.get('allRemovalsTimeMs', 0)} ms, "
+        f"commit {s.get('commitTimeMs', 0)} ms"
+        for s in progress.get("stateOperators", [])) or "none"
+
+
 def start_query(records, router: Router, checkpoint: Path, trigger_seconds: float | None,
                 watermark_seconds: int, name: str = "clickstream-processor",
                 available_now: bool = False):
@@ -627,8 +639,8 @@ def run_stream(settings: Settings, master: str | None = None,
             query.awaitTermination(1.0)
             for p in query.recentProgress:
                 if p["batchId"] > seen and p.get("numInputRows") is not None:
-                    log.info("micro-batch %d: %d records, %s ms", p["batchId"],
-                             p["numInputRows"], p.get("durationMs"))
+                    log.info("micro-batch %d: %d records, %s ms; state %s", p["batchId"],
+                             p["numInputRows"], p.get("durationMs"), state_summary(p))
                     quality.on_progress(p)
                     seen = p["batchId"]
             if deadline and time.monotonic() > deadline:
