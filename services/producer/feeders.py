@@ -56,7 +56,10 @@ PIECE = 4_096  # lines per join for the key search: a few MB, reused heap memory
 # mapping's page faults cost ~4 us each on this VM: ~1 us per event for a block-sized join)
 WAIT_S = 0.02
 KEYS_CACHED = 200_000
-KEY_RE = re.compile(rb'"session_id":"([^"]*)"')
+KEY_RE = re.compile(rb'"session_id":"([^"\n]*)"')  # no newline: a match ends in its line
+HEAD = 256  # bytes of each line searched for its key (the session id ends near byte 190 in
+# v1 and v2 lines); a piece with a line whose key is further is searched whole. Half the
+# cost of searching whole lines: 0.5 vs 1.0 µs per line (2026-12-04)
 MAX_PARTITIONS = 255  # a partition's index is one byte of a minute's labels
 
 
@@ -102,7 +105,9 @@ def split_block(sim: Simulator, encoder, block: int, not_before: int,
     del pairs
     keys: list[bytes] = []
     for i in range(0, len(lines), PIECE):
-        keys += KEY_RE.findall(b"".join(lines[i:i + PIECE]))
+        piece = lines[i:i + PIECE]
+        found = KEY_RE.findall(b"\n".join([line[:HEAD] for line in piece]))
+        keys += found if len(found) == len(piece) else KEY_RE.findall(b"".join(piece))
     if len(keys) != len(lines):
         raise ValueError("a line without exactly one session_id: cannot split by partition")
     labels = bytes(map(index.__getitem__, keys))
