@@ -92,6 +92,19 @@ def test_streams_not_split_by_block_take_one_feeder():
     assert not usable(SimConfig(noise=Noise(malformed_rate=0.01)), PARTS)
 
 
+def test_line_keys_finds_keys_past_a_lines_head_and_refuses_a_line_without_one():
+    head = feeders_mod.HEAD
+    lines = [b'{"a":"%s","session_id":"s%d"}\n' % (b"x" * pad, i)
+             # keys well inside the head, ending just past it, cut by it, far beyond it
+             for i, pad in enumerate([0, head - 28, head - 22, head - 16, 3 * head, 5])]
+    assert feeders_mod.line_keys(lines) == [b"s%d" % i for i in range(len(lines))]
+    assert feeders_mod.line_keys(lines[:1] + lines[-1:]) == [b"s0", b"s5"]
+    # a head ending right after '"session_id":"' must not match into the next line
+    assert feeders_mod.line_keys([lines[2], lines[0]]) == [b"s2", b"s0"]
+    with pytest.raises(ValueError, match="session_id"):
+        feeders_mod.line_keys([*lines, b'{"a":"no key"}\n'])
+
+
 class PartitionedSink:
     """Acknowledges everything; records per partition, as the feeders split them."""
 

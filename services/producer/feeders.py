@@ -90,6 +90,18 @@ class _Index(dict):
 _MASKS = [bytes(int(j == i) for j in range(256)) for i in range(MAX_PARTITIONS)]
 
 
+def line_keys(lines: list[bytes]) -> list[bytes]:
+    """Each JSON line's session id (its Kafka key), searched in pieces of PIECE lines."""
+    keys: list[bytes] = []
+    for i in range(0, len(lines), PIECE):
+        piece = lines[i:i + PIECE]
+        found = KEY_RE.findall(b"\n".join([line[:HEAD] for line in piece]))
+        keys += found if len(found) == len(piece) else KEY_RE.findall(b"".join(piece))
+    if len(keys) != len(lines):
+        raise ValueError("a line without exactly one session_id: cannot split by partition")
+    return keys
+
+
 def split_block(sim: Simulator, encoder, block: int, not_before: int,
                 index: _Index) -> Iterator[tuple]:
     """One block's lines sorted stably by sent_at, cut by delivery minute, split by
@@ -103,13 +115,7 @@ def split_block(sim: Simulator, encoder, block: int, not_before: int,
     sents = array("q", map(itemgetter(0), pairs))
     lines = list(map(itemgetter(1), pairs))
     del pairs
-    keys: list[bytes] = []
-    for i in range(0, len(lines), PIECE):
-        piece = lines[i:i + PIECE]
-        found = KEY_RE.findall(b"\n".join([line[:HEAD] for line in piece]))
-        keys += found if len(found) == len(piece) else KEY_RE.findall(b"".join(piece))
-    if len(keys) != len(lines):
-        raise ValueError("a line without exactly one session_id: cannot split by partition")
+    keys = line_keys(lines)
     labels = bytes(map(index.__getitem__, keys))
     a, n = 0, len(sents)
     while a < n:
