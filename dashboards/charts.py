@@ -97,8 +97,19 @@ def _tooltips(spec: ChartSpec, time_x: bool) -> list[tuple[str, str]]:
     return tips
 
 
+#: HoloViews' plotting is not thread-safe: two drawings at once in one process (the server's
+#: warm-up thread and a first browser session) can fail inside it ("'str' object has no
+#: attribute 'update'" in `_update_title`, reproduced with two threads drawing every spec)
+RENDERING = threading.Lock()
+
+
 def render(spec: ChartSpec, frame: pd.DataFrame):
-    """The spec drawn by hvplot from `frame`, as a Bokeh figure."""
+    """The spec drawn by hvplot from `frame`, as a Bokeh figure (one drawing at a time)."""
+    with RENDERING:
+        return _render(spec, frame)
+
+
+def _render(spec: ChartSpec, frame: pd.DataFrame):
     import holoviews as hv
     import hvplot.pandas  # noqa: F401 - registers df.hvplot
 
@@ -212,19 +223,19 @@ class Drawings:
 
     def __init__(self):
         self._texts: dict[object, str] = {}
+        # held while drawing: a caller that comes meanwhile (a browser session during the
+        # server's warm-up) waits and gets a copy instead of drawing the chart again
         self._lock = threading.Lock()
 
     def figure(self, key, draw: Callable[[], object]):
         """A figure of its own for the caller: `draw()` the first time, then copies."""
         with self._lock:
             text = self._texts.get(key)
-        if text is None:
-            fig = draw()
-            serialized = Serializer(deferred=False).serialize(fig)  # arrays inline, base64
-            with self._lock:
-                self._texts.setdefault(key, json.dumps(serialized.content,
-                                                       separators=(",", ":")))
-            return fig
+            if text is None:
+                fig = draw()
+                serialized = Serializer(deferred=False).serialize(fig)  # arrays inline, base64
+                self._texts[key] = json.dumps(serialized.content, separators=(",", ":"))
+                return fig
         fresh: dict[str, str] = {}
 
         def new_id(m: re.Match) -> str:

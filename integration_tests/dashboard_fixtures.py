@@ -106,6 +106,10 @@ def served_dashboard(settings, refresh: float = 2.0, args: tuple[str, ...] = ())
     try:
         wait_live(url, proc, log)
         yield url
+    except BaseException:
+        # shown with the failure: what the server said (a traceback while building a page)
+        print(f"--- the dashboard's log ({log}), last lines:\n{_tail(log, 40)}")
+        raise
     finally:
         proc.terminate()
         try:
@@ -145,6 +149,6 @@ def wait_kpis(page, expected: dict, timeout_s: float = 60) -> None:
     while True:
         got = {name: kpi_text(page, name.replace("_", "-")) for name in want}
         if got == want or time.monotonic() > deadline:
-            assert got == want
+            assert got == want, f"KPIs after {timeout_s:g} s: shown {got}, expected {want}"
             return
         page.wait_for_timeout(500)

@@ -4,6 +4,7 @@ on component state."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pandas as pd
 import pytest
@@ -257,6 +258,44 @@ def test_dashboard_chart_drawn_once_per_process_each_session_gets_its_own_models
     assert list(first.sources["main"].data["actions"]) == []  # still its empty frame
     for fig in (a, b):  # each in a document of its own, as two browser sessions have
         Document().add_root(fig)
+
+
+def test_dashboard_charts_are_drawn_one_at_a_time_and_once_across_threads():
+    """The server's warm-up thread and a first browser session draw at the same time; HoloViews
+    is not thread-safe (two threads drawing every spec failed inside it, 1 run in 3), so a
+    drawing waits for the one in progress, and a chart being drawn is copied, not redrawn."""
+    import threading
+
+    from dashboards import charts
+
+    drawings, drawn, entered = charts.Drawings(), [], threading.Event()
+    spec = specs.SPECS["campaign-actions"]
+
+    def slow(spec, frame):
+        drawn.append(spec.name)
+        entered.set()
+        time.sleep(0.3)  # the other thread arrives while this one draws
+        return charts.render(spec, frame)
+
+    figures = []
+    first = threading.Thread(
+        target=lambda: figures.append(Chart(spec, render=slow, drawings=drawings).ensure()))
+    first.start()
+    assert entered.wait(10)
+    figures.append(Chart(spec, render=slow, drawings=drawings).ensure())
+    first.join(10)
+    assert drawn == ["campaign-actions"] and len(figures) == 2
+    assert figures[0].figure is not figures[1].figure
+
+    # render itself: a second drawing waits while one holds HoloViews
+    done = threading.Event()
+    with charts.RENDERING:
+        other = threading.Thread(target=lambda: (
+            charts.render(spec, charts._placeholder(charts.empty_view(spec), spec)), done.set()))
+        other.start()
+        assert not done.wait(0.5)
+    other.join(30)
+    assert done.is_set()
 
 
 def test_dashboard_chart_drawing_leaves_the_sessions_document_alone():
