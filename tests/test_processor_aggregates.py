@@ -5,9 +5,14 @@ import pytest
 from test_truth_handmade import EVENTS, EXPECTED, normalise
 
 from services.processor import aggregates
-from services.processor.batch import batch_tables, distinct_events
+from services.processor.batch import batch_tables, distinct_events, invalid_rows_marked
 from shared import tables as tb
 from testing.spark import local_session, spark_events
+
+
+def distinct(spark, events):
+    """`distinct_events` as the batch job calls it: over rows with their rule check."""
+    return distinct_events(invalid_rows_marked(spark_events(spark, events)))
 
 
 @pytest.fixture(scope="session")
@@ -42,24 +47,23 @@ def test_processor_column_types_match_cql(frames):
 
 
 def test_processor_distinct_events_counts_copies(spark):
-    rows = distinct_events(spark_events(spark, EVENTS)).select(
-        "event_id", "_event", "_deliveries").collect()
+    rows = distinct(spark, EVENTS).select("event_id", "_event", "_deliveries", "_invalid").collect()
     copies = {r.event_id: r._deliveries for r in rows}
     assert len(copies) == 17
     assert copies["e2"] == 2 and copies["e7"] == 2 and copies["e1"] == 1
-    assert {r._event for r in rows} == {1}
+    assert {r._event for r in rows} == {1} and {r._invalid for r in rows} == {0}
 
 
 def test_processor_tag_rows_one_per_contributing_aggregate(spark):
     # e4 (product add_to_cart with campaign): one row for every aggregate
     one = [e for e in EVENTS if e["event_id"] == "e4"]
-    events = distinct_events(spark_events(spark, one))
+    events = distinct(spark, one)
     tags = sorted(r.agg for r in aggregates.tag_rows(events).collect())
     assert tags == sorted(a.name for a in aggregates.AGGREGATES)
     assert len(tags) == 10
     # e8 (no product, no campaign): no campaign or product rows
     one = [e for e in EVENTS if e["event_id"] == "e8"]
-    tags = {r.agg for r in aggregates.tag_rows(distinct_events(spark_events(spark, one)))
+    tags = {r.agg for r in aggregates.tag_rows(distinct(spark, one))
             .collect()}
     assert tags == {"page_minute", "page_10min", "site_hourly", "device_hourly",
                     "quality_minute", "session_day", "session_attrs"}
@@ -74,15 +78,17 @@ def test_processor_batch_validate_counts_rule_breaking_rows(spark):
     assert validate(invalid_rows_marked(spark_events(spark, EVENTS)))[1:] == (0, None)
 
 
-def test_processor_conflicting_copies_are_found(spark):
-    from services.processor.batch import conflicting_copies
+def test_processor_check_events_counts_rows_copies_conflicts_and_invalid(spark):
+    from services.processor.batch import check_events
 
     ids = len({e["event_id"] for e in EVENTS})
-    assert conflicting_copies(distinct_events(spark_events(spark, EVENTS))) == (ids, 0, None)
+    assert check_events(distinct(spark, EVENTS)) == (len(EVENTS), 0, ids, 0, None)
     changed = dict(EVENTS[1], page_duration_ms=EVENTS[1]["page_duration_ms"] + 1)
-    events = distinct_events(spark_events(spark, [*EVENTS, changed]))
     # the changed copy is one more distinct row, under an event_id already counted
-    assert conflicting_copies(events) == (ids + 1, 1, EVENTS[1]["event_id"])
+    assert check_events(distinct(spark, [*EVENTS, changed])) == (
+        len(EVENTS) + 1, 0, ids + 1, 1, EVENTS[1]["event_id"])
+    bad = [dict(EVENTS[0], event_id="z1", page="nowhere"), *EVENTS[1:4]]
+    assert check_events(distinct(spark, bad))[:2] == (4, 1)
 
 
 def test_processor_session_attributes_are_the_greatest_of_its_events(spark):

@@ -11,9 +11,17 @@ import pytest
 from test_processor_stream import run_files
 from test_truth_handmade import normalise
 
-from services.processor.batch import batch_tables, invalid_rows_marked, read_csv_days, validate
+from services.processor.batch import (
+    batch_tables,
+    invalid_rows_marked,
+    read_csv_days,
+    run_batch,
+    validate,
+)
 from shared import tables as tb
+from shared.errors import ClickstreamError
 from shared.events import from_internal, version_for
+from shared.settings import get_settings
 from testing.spark import MemorySink, generate, local_session, polars_events, write_record_files
 from testing.truth import truth
 
@@ -137,3 +145,21 @@ def test_processor_batch_check_names_a_mixed_days_broken_row(csv_days, tmp_path)
     bad.write_text("\n".join([*lines[:i], ",".join(row), *lines[i + 1:]]) + "\n")
     _, invalid, example = validate(invalid_rows_marked(read_csv_days(local_session(), [bad])))
     assert invalid == 1 and "price_minor is not a whole number of US cents" in example
+    # the batch job stops on it, before writing anything, and names it the same way
+    with pytest.raises(ClickstreamError, match="1 rows break the event schema, e.g. .*"
+                       "price_minor is not a whole number of US cents"):
+        run_batch(get_settings(), bad, spark=local_session())
+
+
+def test_processor_batch_stops_on_a_resend_that_is_not_an_exact_copy(csv_days, tmp_path):
+    path = next(csv_days.glob("*06.csv"))
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("page_duration_ms")] = str(int(row[header.index("page_duration_ms")]) + 1)
+    bad = tmp_path / path.name
+    bad.write_text("\n".join([*lines, ",".join(row)]) + "\n")
+    event_id = row[header.index("event_id")]
+    with pytest.raises(ClickstreamError, match=f"1 event_ids appear with different contents, "
+                       f"e.g. {event_id}"):
+        run_batch(get_settings(), bad, spark=local_session())

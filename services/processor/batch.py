@@ -123,29 +123,37 @@ def invalid_rows_marked(raw):
 
 
 
-def distinct_events(raw):
-    """One row per event with _event=1 and _deliveries = copies received.
+def distinct_events(marked):
+    """`invalid_rows_marked` rows -> one row per distinct content, with _event=1,
+    _deliveries = copies received, _invalid = copies that break a rule, and `_all`.
 
     A resend is a copy of the same event, so grouping by every aggregated column finds the
     copies -- a hash aggregation, where `first()` over string columns would force a sort of
-    every row (3x slower here). Copies that differ in an aggregated column stay apart;
-    `run_batch` rejects such input (`conflicting_copies`)."""
+    every row (3x slower here). The rows are shuffled by event_id only (a hash partitioning
+    by a subset of the keys serves the groupBy), so that `check_events`' groupBy by
+    event_id needs no second shuffle. Keeping `_all` keeps every column parsed (FAILFAST).
+    Copies that differ in an aggregated column stay apart; `run_batch` rejects such input."""
     from pyspark.sql import functions as F
 
-    return (raw.groupBy(*AGGREGATED_COLUMNS).agg(F.count(F.lit(1)).alias("_deliveries"))
-            .select(*AGGREGATED_COLUMNS, F.lit(1).alias("_event"), "_deliveries"))
+    return (marked.repartition("event_id").groupBy(*AGGREGATED_COLUMNS)
+            .agg(F.count(F.lit(1)).alias("_deliveries"), F.count("reason").alias("_invalid"),
+                 F.max("_all").alias("_all"))
+            .select(*AGGREGATED_COLUMNS, F.lit(1).alias("_event"), "_deliveries", "_invalid",
+                    "_all"))
 
 
-def conflicting_copies(events) -> tuple[int, int, str | None]:
-    """(rows, event_ids with more than one content, an example id) of `distinct_events`,
-    in one job."""
+def check_events(events) -> tuple[int, int, int, int, str | None]:
+    """(rows read, invalid rows, distinct events, event_ids with more than one content, an
+    example of those) of `distinct_events`, in one job."""
     from pyspark.sql import functions as F
 
-    more = F.col("count") > 1
-    r = (events.groupBy("event_id").count()
-         .agg(F.sum("count"), F.count(F.when(more, 1)),
+    more = F.col("n") > 1
+    r = (events.groupBy("event_id")
+         .agg(F.count(F.lit(1)).alias("n"), F.sum("_deliveries").alias("d"),
+              F.sum("_invalid").alias("i"))
+         .agg(F.sum("d"), F.sum("i"), F.sum("n"), F.count(F.when(more, 1)),
               F.first(F.when(more, F.col("event_id")), ignorenulls=True)).collect())[0]
-    return r[0] or 0, r[1], r[2]
+    return r[0] or 0, r[1] or 0, r[2] or 0, r[3], r[4]
 
 
 def validate(raw) -> tuple[int, int, str | None]:
@@ -161,12 +169,12 @@ def validate(raw) -> tuple[int, int, str | None]:
 
 def batch_tables(raw) -> dict:
     """raw deliveries (valid events of any versions) -> {table name (without _batch):
-    DataFrame}: the batch job's plan, the internal shape, `distinct_events` then
-    `aggregates.all_tables`, as `run_batch` runs it. Pure."""
-    from services.processor import aggregates, versions
+    DataFrame}: the batch job's plan, the internal shape with each row's rule check
+    (`invalid_rows_marked`), `distinct_events` then `aggregates.all_tables`, as `run_batch`
+    runs it. Pure."""
+    from services.processor import aggregates
 
-    return aggregates.all_tables(distinct_events(versions.internal(raw)
-                                                 .select(*AGGREGATED_COLUMNS)))
+    return aggregates.all_tables(distinct_events(invalid_rows_marked(raw)))
 
 
 # --------------------------------------------------------------------------- runner
@@ -196,9 +204,10 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
     `into=("stream", "batch")` writes the same rows to the streaming tables too (the demo
     seeding: what the streaming job would have written for these events).
 
-    ONE pass over the CSV parses (and so checks) every column and caches only the
-    aggregated ones with each row's rule check; validation, deduplication and the tables
-    (`batch_tables`, one small hash aggregation per aggregate) all work from that cache."""
+    ONE pass over the CSV parses (and so checks) every column, marks each row's broken
+    rule and deduplicates (`distinct_events`); only the distinct events are cached, and the
+    checks (`check_events`) and the tables (`batch_tables`' plan, one small hash
+    aggregation per aggregate) work from that cache."""
     from pyspark.storagelevel import StorageLevel
 
     from services.processor import aggregates as ag
@@ -216,27 +225,23 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
         return cached[-1]
 
     try:
-        # `_all` reads every column, so FAILFAST parses all of them in this one pass; only
-        # the aggregated columns (+ the check) are kept
-        checked = cache(invalid_rows_marked(read_csv_days(spark, files))
-                        .select(*AGGREGATED_COLUMNS, "reason", "_all"))
+        # one pass: read, check and deduplicate; only the distinct events are cached
+        marked = invalid_rows_marked(read_csv_days(spark, files))
+        events = cache(distinct_events(marked))
         try:
-            input_rows, invalid, example = validate(checked)  # FAILFAST errors surface here
-        except Exception as e:  # Spark wraps the malformed-record error deep in the cause
+            input_rows, invalid, distinct, conflicts, example = check_events(events)
+        except Exception as e:  # FAILFAST errors surface here; Spark wraps them deep
             raise ClickstreamError(f"cannot read the CSV days at {input}: "
                                    f"{_first_line(e)}") from None
-        log.info("batch: read and checked %d rows in %.1fs", input_rows, time.monotonic() - t0)
+        log.info("batch: read and checked %d rows, %d distinct events in %.1fs", input_rows,
+                 distinct, time.monotonic() - t0)
         if invalid:
+            _, _, example = validate(marked)  # the error path: read again for an example
             raise ClickstreamError(f"{input}: {invalid} rows break the event schema, e.g. "
                                    f"{example}")
-        # the plan of `batch_tables`, with its intermediate frames cached
-        events = cache(distinct_events(checked.select(*AGGREGATED_COLUMNS)))
-        distinct, conflicts, example = conflicting_copies(events)
         if conflicts:
             raise ClickstreamError(f"{input}: {conflicts} event_ids appear with different "
                                    f"contents, e.g. {example}; a resend must be an exact copy")
-        checked.unpersist()
-        log.info("batch: %d distinct events at %.1fs", distinct, time.monotonic() - t0)
         frames = ag.all_tables(events, cache)
 
         def write(item: tuple[str, object]) -> tuple[str, int]:
