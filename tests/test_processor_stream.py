@@ -108,6 +108,11 @@ def test_processor_stream_late_events_beyond_watermark_are_counted(tmp_path):
     views = {r[1]: r[2] for r in sink.rows("website_views")}
     assert views == {dt.datetime(2026, 1, 1, 10): 3, dt.datetime(2026, 1, 1, 11): 1,
                      dt.datetime(2026, 1, 1, 12): 1}
+    # its delivery bypasses the dedup: the aggregation drops it with its closed minute, so
+    # data quality counts the received copies of the events counted, no more
+    quality = sink.rows("data_quality")
+    assert {r[1].minute for r in quality if r[1].hour == 10} == {0, 1, 2}
+    assert sum(r[2] for r in quality) == sum(r[3] for r in quality) == 5
 
 
 def test_processor_stream_restart_from_checkpoint_is_exact(tmp_path):
@@ -131,7 +136,7 @@ def test_processor_quality_rows_that_cannot_be_written_are_spooled_then_retried(
     Cassandra refuses it, it is kept beside the checkpoint and written at the next start."""
     progress = {"timestamp": "2026-01-01T10:00:05.000Z", "runId": "r1", "batchId": 7,
                 "numInputRows": 42, "stateOperators": [
-                    {"operatorName": "dedupe", "numRowsDroppedByWatermark": 6,
+                    {"operatorName": "dedupe", "numRowsDroppedByWatermark": 3,
                      "customMetrics": {"numDroppedDuplicateRows": 2}}]}
     spool = tmp_path / "ckpt.quality-pending"
 

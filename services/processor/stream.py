@@ -7,11 +7,13 @@ groupBy over tagged rows (`aggregates`) -> foreachBatch upserts.
 Steps (each a function below, so that tests can run them on a file source and a memory sink):
   read      Kafka records: payload, partition, offset, record timestamp
   parse     from_json with the shared schema, once; a `reason` for every bad record
-  mark      each valid record -> an `event` row (deduplicated by event_id) and a `delivery`
-            row (one per received message, for data quality); each bad one -> a `dead` row
-  dedup     dropDuplicates(key, event time) with the watermark: duplicates of an event_id
-            within the watermark are dropped; events older than the watermark are dropped
-            here, whole, and counted in `ingest_quality.late_dropped` (never silently)
+  mark      each record -> one narrow row, shuffled once by (event_id, event time)
+  dedup     from that shuffle: `event` rows through dropDuplicates(key, event time) with the
+            watermark: duplicates of an event_id within the watermark are dropped; events
+            older than the watermark are dropped here and counted in
+            `ingest_quality.late_dropped` (never silently). Beside it, from the same
+            shuffle, a `delivery` row per valid message (data quality) and a `dead` row per
+            bad one
   tag       the shared aggregates' tagged rows + one row per dead record
   reduce    the shared ONE groupBy, update mode: state holds final running totals, so a
             replayed micro-batch rewrites identical rows (idempotent upserts)
@@ -108,40 +110,52 @@ def parse(records):
 DEAD_COLUMNS = ("payload", "reason", "partition", "offset", "kafka_ts", "topic")
 
 
-def mark_and_dedup(parsed, watermark_seconds: int):
-    """Watermark on event time; each record -> its marker rows; drop duplicates.
+def mark_and_dedup(parsed, watermark_seconds: int, partitions: int | None = None):
+    """Watermark on event time; each record -> its marker rows; drop duplicate events.
 
-    A valid record is an `event` row (deduplicated by event_id) and a `delivery` row (one
-    per received message, for data quality); a bad one is a `dead` row. Each row keeps only
-    what its kind needs -- the aggregated columns, the event time, or the record -- and
-    null elsewhere, since every row crosses the dedup shuffle (a 650-byte payload and a
-    34-field struct on every row made that shuffle the costliest step)."""
+    One narrow row per message (the aggregated columns and the event time, or the dead
+    record) crosses one shuffle, by (dkey, dts). Two branches read that shuffle's output
+    (Spark reuses the exchange: the record is read and parsed once):
+      events   -> dropDuplicates(dkey, dts), valid rows only: an `event` row per event_id
+      the rest -> a `delivery` row per valid message (data-quality raw counts) or a `dead`
+                  row per bad one, around the dedup state: each is unique by its Kafka
+                  offset, so storing it there (as until 2026-12-04) only cost a key per
+                  message and its eviction scan
+    A delivery of a late event is dropped by the aggregation instead, with its closed
+    window (Spark drops input rows whose window ended before the watermark).
+    Dead rows still pass the dedup (keyed by offset, with no event time: kept, never
+    evicted) so that its duplicate count stays the events' alone; then they are filtered
+    out of the events branch.
+    `partitions` must be the state's (spark.sql.shuffle.partitions when the checkpoint
+    began) for the shuffle to serve the dedup; None reads the session's setting."""
     from pyspark.sql import functions as F
 
     from services.processor.aggregates import AGGREGATED_COLUMNS
 
     delay_ms = watermark_seconds * 1000
     valid = F.col("reason").isNull()
-    kind = F.col("kind")
-    is_event, is_dead = kind == "event", kind == "dead"
     pk = F.concat_ws(":", F.col("partition").cast("string"), F.col("offset").cast("string"))
-    dkey = (F.when(is_event, F.col("e.event_id"))
-            .when(kind == "delivery", F.concat(F.lit("m:"), pk))
-            .otherwise(F.concat(F.lit("d:"), pk)))
+    if partitions is None:
+        partitions = int(parsed.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     rows = (
         parsed.withColumn("ts", F.col("e.timestamp"))
         .withWatermark("ts", f"{watermark_seconds} seconds")
-        .withColumn("kind", F.explode(F.when(valid, F.array(F.lit("event"), F.lit("delivery")))
-                                      .otherwise(F.array(F.lit("dead")))))
         .select(
-            kind, dkey.alias("dkey"),
+            valid.alias("valid"),
+            F.when(valid, F.col("e.event_id")).otherwise(F.concat(F.lit("d:"), pk)).alias("dkey"),
             # the only column carrying the watermark marker into dedup (ts itself is dropped)
             F.when(valid, F.col("ts")).alias("dts", metadata={WATERMARK_KEY: delay_ms}),
-            *(F.when(~is_dead if c == "timestamp" else is_event, F.col(f"e.{c}")).alias(c)
-              for c in AGGREGATED_COLUMNS),  # a delivery needs its event time alone
-            *(F.when(is_dead, F.col(c)).alias(c) for c in DEAD_COLUMNS))
+            *(F.when(valid, F.col(f"e.{c}")).alias(c) for c in AGGREGATED_COLUMNS),
+            *(F.when(~valid, F.col(c)).alias(c) for c in DEAD_COLUMNS))
+        # the dedup's own shuffle, made explicit so that both branches share it
+        .repartition(partitions, "dkey", "dts")
     )
-    return rows.dropDuplicates(["dkey", "dts"])
+    # the filter sits above the dedup: Spark would push it below the shared shuffle, and
+    # each branch would then read and parse the topic on its own
+    events = (rows.dropDuplicates(["dkey", "dts"]).where(F.col("valid"))
+              .withColumn("kind", F.lit("event")))
+    rest = rows.withColumn("kind", F.when(F.col("valid"), F.lit("delivery")).otherwise("dead"))
+    return events.unionByName(rest).drop("valid", "dkey")
 
 
 # --------------------------------------------------------------------------- tag + reduce
@@ -514,9 +528,9 @@ class QualityListener:
             "day": finished.date(), "run_id": p["runId"], "batch_id": p["batchId"],
             "finished_at": finished, "input_rows": p.get("numInputRows", 0),
             "invalid": self.router.invalid_by_batch.pop(p["batchId"], 0),
-            # each valid message is two marker rows (event + delivery) with its event time
-            "late_dropped": dropped // 2,
-            # duplicates of the event marker only (delivery markers are unique)
+            # only event rows carry an event time into the dedup (`mark_and_dedup`)
+            "late_dropped": dropped,
+            # dead rows pass it too, each with a key of its own: never a duplicate
             "duplicates_dropped": duplicates,
         }
         try:
