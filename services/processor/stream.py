@@ -38,7 +38,6 @@ replays it and the upserts leave exact totals (tested in integration_tests).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
@@ -645,38 +644,25 @@ def run_stream(settings: Settings, master: str | None = None,
     log.info("streaming from %s/%s, checkpoint %s", settings.bootstrap_servers,
              settings.kafka_topic, checkpoint)
     seen = -1
-
-    def report() -> None:
-        """One ingest_quality row per committed micro-batch not reported yet."""
-        nonlocal seen
-        for p in query.recentProgress:
-            if p["batchId"] > seen and p.get("numInputRows") is not None:
-                log.info("micro-batch %d: %d records, %s ms; state %s", p["batchId"],
-                         p["numInputRows"], p.get("durationMs"), state_summary(p))
-                seen = p["batchId"]
-                quality.on_progress(p)
-
     try:
         deadline = time.monotonic() + timeout if timeout else None
         while query.isActive:
             query.awaitTermination(1.0)
-            report()
+            for p in query.recentProgress:
+                if p["batchId"] > seen and p.get("numInputRows") is not None:
+                    log.info("micro-batch %d: %d records, %s ms; state %s", p["batchId"],
+                             p["numInputRows"], p.get("durationMs"), state_summary(p))
+                    quality.on_progress(p)
+                    seen = p["batchId"]
             if deadline and time.monotonic() > deadline:
                 query.stop()
         if query.exception():
-            # a micro-batch may have committed just before the one that failed, after the
-            # last look: its row too (spooled if Cassandra is the failure, written at restart)
-            with contextlib.suppress(Exception):
-                report()
             raise ClickstreamError(f"the streaming query failed: {_first_line(query.exception())}"
                                    f" -- restart it to resume from {checkpoint}")
-        report()
         router.refresh_second_level(force=True)
         return router
     except KeyboardInterrupt:
         _stop_quietly(query)
-        with contextlib.suppress(Exception):
-            report()
         router.refresh_second_level(force=True)
         return router
     except ClickstreamError:
