@@ -110,7 +110,7 @@ def parse(records):
 DEAD_COLUMNS = ("payload", "reason", "partition", "offset", "kafka_ts", "topic")
 
 
-def mark_and_dedup(parsed, watermark_seconds: int):
+def mark_and_dedup(parsed, watermark_seconds: int, partitions: int | None = None):
     """Watermark on event time; each record -> its marker rows; drop duplicate events.
 
     One narrow row per message (the aggregated columns and the event time, or the dead
@@ -125,7 +125,9 @@ def mark_and_dedup(parsed, watermark_seconds: int):
     window (Spark drops input rows whose window ended before the watermark).
     Dead rows still pass the dedup (keyed by offset, with no event time: kept, never
     evicted) so that its duplicate count stays the events' alone; then they are filtered
-    out of the events branch."""
+    out of the events branch.
+    `partitions` must be the state's (spark.sql.shuffle.partitions when the checkpoint
+    began) for the shuffle to serve the dedup; None reads the session's setting."""
     from pyspark.sql import functions as F
 
     from services.processor.aggregates import AGGREGATED_COLUMNS
@@ -133,6 +135,8 @@ def mark_and_dedup(parsed, watermark_seconds: int):
     delay_ms = watermark_seconds * 1000
     valid = F.col("reason").isNull()
     pk = F.concat_ws(":", F.col("partition").cast("string"), F.col("offset").cast("string"))
+    if partitions is None:
+        partitions = int(parsed.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     rows = (
         parsed.withColumn("ts", F.col("e.timestamp"))
         .withWatermark("ts", f"{watermark_seconds} seconds")
@@ -143,9 +147,8 @@ def mark_and_dedup(parsed, watermark_seconds: int):
             F.when(valid, F.col("ts")).alias("dts", metadata={WATERMARK_KEY: delay_ms}),
             *(F.when(valid, F.col(f"e.{c}")).alias(c) for c in AGGREGATED_COLUMNS),
             *(F.when(~valid, F.col(c)).alias(c) for c in DEAD_COLUMNS))
-        # the dedup's own shuffle, made explicit so that both branches share it; no count:
-        # Spark plans it with the state's partitions (the checkpoint's, on a restart)
-        .repartition("dkey", "dts")
+        # the dedup's own shuffle, made explicit so that both branches share it
+        .repartition(partitions, "dkey", "dts")
     )
     # the filter sits above the dedup: Spark would push it below the shared shuffle, and
     # each branch would then read and parse the topic on its own
