@@ -131,6 +131,41 @@ def test_processor_stream_restart_from_checkpoint_is_exact(tmp_path):
         assert normalise(sink.rows(name)) == normalise(expected[name].rows()), name
 
 
+def test_processor_stream_reports_the_batches_committed_before_a_failure(tmp_path):
+    """A micro-batch can commit and the next one fail between two looks at the progress
+    (seen in CI: the Cassandra outage test one ingest_quality row short). Here the poll is
+    longer than the run, so the only look is after the failure: both committed batches are
+    still reported, a report that raises (Cassandra down: its row spooled) does not stop
+    the next one, and the query's own failure is what is raised."""
+    from pyspark.errors import StreamingQueryException
+
+    events = generate(30, seed=3, span_hours=1.0)
+    thirds = [events[:10], events[10:20], events[20:]]
+    write_record_files(tmp_path / "in", thirds)
+    spark = local_session()
+    records = spark.readStream.schema(RECORD_SCHEMA).option("maxFilesPerTrigger", 1).json(
+        str(tmp_path / "in"))
+
+    def router(batch, batch_id):
+        batch.count()  # a micro-batch's input is counted only if its plan runs
+        if batch_id == 2:
+            raise ConnectionError("Cassandra is down")
+
+    reported = []
+
+    def report(p):
+        reported.append((p["batchId"], p["numInputRows"]))
+        raise ConnectionError("the quality row cannot be written either")
+
+    query = stream.start_query(records, router, tmp_path / "ckpt", None, WATERMARK)
+    try:
+        with pytest.raises(StreamingQueryException, match="Cassandra is down"):
+            stream.follow_query(query, report, poll_seconds=600)
+    finally:
+        query.stop()
+    assert reported == [(0, len(thirds[0])), (1, len(thirds[1]))]
+
+
 def test_processor_quality_rows_that_cannot_be_written_are_spooled_then_retried(tmp_path):
     """A quality row belongs to a committed micro-batch (no replay brings it back): when
     Cassandra refuses it, it is kept beside the checkpoint and written at the next start."""

@@ -38,6 +38,7 @@ replays it and the upserts leave exact totals (tested in integration_tests).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -622,6 +623,8 @@ def run_stream(settings: Settings, master: str | None = None,
                available_now: bool = False, timeout: float | None = None) -> Router:
     """Run the streaming job until it is stopped (Ctrl-C), fails, or -- with
     `available_now` -- has processed everything in the topic. Returns the router (counts)."""
+    from pyspark.errors import StreamingQueryException
+
     from services.processor.session import build_session
     from shared.errors import ClickstreamError
 
@@ -646,33 +649,25 @@ def run_stream(settings: Settings, master: str | None = None,
                         trigger_seconds, watermark_seconds, available_now=available_now)
     log.info("streaming from %s/%s, checkpoint %s", settings.bootstrap_servers,
              settings.kafka_topic, checkpoint)
-    seen = -1
+
+    def on_progress(p: dict) -> None:
+        log.info("micro-batch %d: %d records, %s ms; state %s", p["batchId"],
+                 p["numInputRows"], p.get("durationMs"), state_summary(p))
+        quality.on_progress(p)
+
     try:
-        deadline = time.monotonic() + timeout if timeout else None
-        while query.isActive:
-            query.awaitTermination(1.0)
-            for p in query.recentProgress:
-                if p["batchId"] > seen and p.get("numInputRows") is not None:
-                    log.info("micro-batch %d: %d records, %s ms; state %s", p["batchId"],
-                             p["numInputRows"], p.get("durationMs"), state_summary(p))
-                    quality.on_progress(p)
-                    seen = p["batchId"]
-            if deadline and time.monotonic() > deadline:
-                query.stop()
-        if query.exception():
-            raise ClickstreamError(f"the streaming query failed: {_first_line(query.exception())}"
-                                   f" -- restart it to resume from {checkpoint}")
+        follow_query(query, on_progress, timeout=timeout)
         router.refresh_second_level(force=True)
         return router
     except KeyboardInterrupt:
-        _stop_quietly(query)
         router.refresh_second_level(force=True)
         return router
+    except StreamingQueryException as e:  # e.g. Cassandra gone while writing
+        raise ClickstreamError(f"the streaming query failed: {_first_line(e)} -- restart it "
+                               f"to resume from {checkpoint}") from None
     except ClickstreamError:
         raise
-    except Exception as e:  # e.g. Cassandra gone while writing: fail loudly, resumable
-        if query.isActive:
-            _stop_quietly(query)
+    except Exception as e:  # e.g. an ingest_quality row Cassandra refused: resumable
         raise ClickstreamError(f"the streaming job stopped: {_first_line(e)} -- restart it "
                                f"to resume from {checkpoint}") from None
     finally:
@@ -681,6 +676,50 @@ def run_stream(settings: Settings, master: str | None = None,
             router.sink.close()
         finally:
             spark.stop()
+
+
+def follow_query(query, report: Callable[[dict], None], poll_seconds: float = 1.0,
+                 timeout: float | None = None) -> None:
+    """Wait until `query` ends -- finished (available-now), stopped, failed, interrupted or
+    past `timeout` -- calling `report` once per committed micro-batch, in order, including
+    the ones committed after the last look (a micro-batch can commit and the next one fail
+    within one poll). A failure is raised after they are reported; once the query has ended,
+    a report that raises (its row spooled) does not stop the others or hide the failure."""
+    from pyspark.errors import StreamingQueryException
+
+    seen = -1
+
+    def catch_up(keep_going: bool = False) -> None:
+        nonlocal seen
+        for p in query.recentProgress:
+            if p["batchId"] > seen and p.get("numInputRows") is not None:
+                seen = p["batchId"]
+                if not keep_going:
+                    report(p)
+                    continue
+                with contextlib.suppress(Exception):
+                    report(p)
+
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while query.isActive:
+            try:
+                query.awaitTermination(poll_seconds)
+            except StreamingQueryException:
+                break  # raised below, once the micro-batches before it are reported
+            catch_up()
+            if deadline and time.monotonic() > deadline:
+                query.stop()
+    except BaseException:  # Ctrl-C, or a report refused while the query ran
+        if query.isActive:
+            _stop_quietly(query)
+        with contextlib.suppress(Exception):  # the JVM may be going away with a Ctrl-C
+            catch_up(keep_going=True)
+        raise
+    failure = query.exception()
+    catch_up(keep_going=failure is not None)
+    if failure is not None:
+        raise failure
 
 
 def _stop_quietly(query) -> None:
