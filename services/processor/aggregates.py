@@ -436,8 +436,14 @@ def table_rows(reduced: DataFrame, name: str, p: Projection | None = None) -> Da
     return df.select(*p.typed)
 
 
+#: the `sessions` columns `from_sessions` reads: a reader selects these before caching
+SECOND_LEVEL_COLUMNS = ("start_ts", "reached_product", "reached_cart", "reached_checkout",
+                        "converted", "utm_campaign", "utm_source", "revenue_cents")
+
+
 def from_sessions(sessions: DataFrame, name: str) -> DataFrame:
-    """The second-level aggregates over session rows (table `sessions` columns)."""
+    """The second-level aggregates over session rows (table `sessions` columns, at least
+    `SECOND_LEVEL_COLUMNS`)."""
     hour = window_start(F.col("start_ts"), 3600)
     s = sessions.withColumn("wstart", hour)
     flag = lambda col: F.sum(F.col(col).cast("long"))  # noqa: E731

@@ -395,7 +395,8 @@ class Router:
             return
         t0 = time.monotonic()
         try:
-            sessions = self.read_sessions(days).persist()
+            # the columns it folds, before the cache: the connector reads only those
+            sessions = self.read_sessions(days).select(*ag.SECOND_LEVEL_COLUMNS).persist()
             try:
                 for name in ag.SECOND_LEVEL:
                     self.sink(name + self.suffix, ag.from_sessions(sessions, name))
