@@ -27,7 +27,7 @@ from shared.spark_env import prepare_spark_env, spark_jars
 #: A micro-batch without new data that only moves the watermark (after the last data of an
 #: available-now run, or when a live topic goes quiet) scans every state store for keys to
 #: evict and writes nothing (update mode); without it, the next micro-batch with data evicts
-#: them in the scan it makes anyway. It was 3.4-4.3 s of a 1M-event catch-up's 25-33 s.
+#: them in the scan it makes anyway. It was 3.7-6.6 s of a 1M-event catch-up's 29-43 s.
 SQL_CONF = {"spark.sql.constraintPropagation.enabled": "false",
             "spark.sql.limit.initialNumPartitions": "1024",
             "spark.sql.streaming.noDataMicroBatches.enabled": "false"}
