@@ -54,6 +54,27 @@ def test_processor_distinct_events_counts_copies(spark):
     assert {r._event for r in rows} == {1} and {r._invalid for r in rows} == {0}
 
 
+def test_processor_distinct_events_same_rows_over_more_partitions(spark):
+    # the batch job splits a large input's shuffle into more partitions (dedup_partitions):
+    # every copy of an event_id must still meet its others
+    marked = invalid_rows_marked(spark_events(spark, EVENTS))
+    rows = lambda df: sorted(map(tuple, df.collect()))  # noqa: E731
+    split = distinct_events(marked, 7)
+    assert split.rdd.getNumPartitions() == 7
+    assert rows(split) == rows(distinct_events(marked))
+
+
+def test_processor_dedup_partitions_bound_the_bytes_per_partition():
+    from services.processor.batch import DEDUP_BYTES_PER_PARTITION as B
+    from services.processor.batch import dedup_partitions
+
+    assert dedup_partitions(0, 2) == 2  # never fewer than the session's
+    assert dedup_partitions(2 * B, 2) == 2
+    assert dedup_partitions(2 * B + 1, 2) == 4  # whole waves of tasks on the cores
+    assert dedup_partitions(2 * B + 1, 3) == 3
+    assert dedup_partitions(2_500_000_000, 2) == 20  # the 10.2M-event bench input
+
+
 def test_processor_tag_rows_one_per_contributing_aggregate(spark):
     # e4 (product add_to_cart with campaign): one row for every aggregate
     one = [e for e in EVENTS if e["event_id"] == "e4"]

@@ -123,9 +123,25 @@ def invalid_rows_marked(raw):
 
 
 
-def distinct_events(marked):
+#: CSV bytes per partition of the deduplication's shuffle at most (Spark's own file split
+#: size): a partition is aggregated, then cached, as one block
+DEDUP_BYTES_PER_PARTITION = 128 << 20
+
+
+def dedup_partitions(input_bytes: int, shuffle_partitions: int) -> int:
+    """Partitions of the deduplication's shuffle: the session's shuffle partitions (one per
+    core locally) times as many waves as it takes for each to hold at most
+    DEDUP_BYTES_PER_PARTITION of CSV (whole waves: 3 tasks on 2 cores leave one core idle).
+    With two for 10.2M events (2.5 GB), each partition's 5M distinct rows did not fit a
+    1 GiB driver heap while cached: the job died of `OutOfMemoryError` (2026-12-04)."""
+    waves = max(1, -(-input_bytes // (DEDUP_BYTES_PER_PARTITION * shuffle_partitions)))
+    return shuffle_partitions * waves
+
+
+def distinct_events(marked, partitions: int | None = None):
     """`invalid_rows_marked` rows -> one row per distinct content, with _event=1,
     _deliveries = copies received, _invalid = copies that break a rule, and `_all`.
+    `partitions`: of the shuffle by event_id (`dedup_partitions`; default: the session's).
 
     A resend is a copy of the same event, so grouping by every aggregated column finds the
     copies -- a hash aggregation, where `first()` over string columns would force a sort of
@@ -135,7 +151,9 @@ def distinct_events(marked):
     Copies that differ in an aggregated column stay apart; `run_batch` rejects such input."""
     from pyspark.sql import functions as F
 
-    return (marked.repartition("event_id").groupBy(*AGGREGATED_COLUMNS)
+    by_id = (marked.repartition(partitions, "event_id") if partitions
+             else marked.repartition("event_id"))
+    return (by_id.groupBy(*AGGREGATED_COLUMNS)
             .agg(F.count(F.lit(1)).alias("_deliveries"), F.count("reason").alias("_invalid"),
                  F.max("_all").alias("_all"))
             .select(*AGGREGATED_COLUMNS, F.lit(1).alias("_event"), "_deliveries", "_invalid",
@@ -227,10 +245,19 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
     try:
         # one pass: read, check and deduplicate; only the distinct events are cached
         marked = invalid_rows_marked(read_csv_days(spark, files))
-        events = cache(distinct_events(marked))
+        partitions = dedup_partitions(sum(f.stat().st_size for f in files),
+                                      int(spark.conf.get("spark.sql.shuffle.partitions")))
+        events = cache(distinct_events(marked, partitions))
         try:
             input_rows, invalid, distinct, conflicts, example = check_events(events)
         except Exception as e:  # FAILFAST errors surface here; Spark wraps them deep
+            if "OutOfMemoryError" in str(e) or "SparkContext was shut down" in str(e):
+                # an OutOfMemoryError kills the local JVM: the job only sees it shut down
+                raise ClickstreamError(
+                    f"Spark stopped while reading the CSV days at {input}; if the lines "
+                    "above say java.lang.OutOfMemoryError, raise "
+                    f"CLICKSTREAM_SPARK_DRIVER_MEMORY (now {settings.spark_driver_memory}) "
+                    "or pass fewer days (--from/--to)") from None
             raise ClickstreamError(f"cannot read the CSV days at {input}: "
                                    f"{_first_line(e)}") from None
         log.info("batch: read and checked %d rows, %d distinct events in %.1fs", input_rows,
