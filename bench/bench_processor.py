@@ -62,13 +62,13 @@ def bench_batch(args) -> dict:
     files in the same Spark session (`--runs` pairs)."""
     from bench.bench_catchup import _jvm_cpu
     from services.processor import batch
-    from services.processor.session import build_session
+    from services.processor.session import BATCH_DRIVER_MEMORY, build_session
 
     settings = get_settings()
     folder = csv_days(settings, args.events)
     if args.sink == "noop":
         batch.write_table = lambda df, ks, name: df.write.format("noop").mode("overwrite").save()
-    spark = build_session(settings, "bench-batch", args.master)
+    spark = build_session(settings, "bench-batch", args.master, BATCH_DRIVER_MEMORY)
     pairs = []
     try:
         for _ in range(args.runs):

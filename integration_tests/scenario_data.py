@@ -25,10 +25,10 @@ from shared.settings import Settings, settings_env
 JOB = """
 import sys
 from services.processor.batch import run_batch
-from services.processor.session import build_session
+from services.processor.session import BATCH_DRIVER_MEMORY, build_session
 from shared.settings import get_settings
 settings = get_settings()
-spark = build_session(settings, "scenario-tests", "local[2]")
+spark = build_session(settings, "scenario-tests", "local[2]", BATCH_DRIVER_MEMORY)
 try:
     for path, mode in zip(sys.argv[1::2], sys.argv[2::2]):
         r = run_batch(settings, path, spark=spark, into=(mode,))

@@ -64,9 +64,9 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int | None = Field(
         None, ge=1, description="spark.sql.shuffle.partitions; default: the cores of a local "
                                 "master (local[N] -> N, local[*] -> this machine's), else 4")
-    spark_driver_memory: str = Field(
-        "2g", description="heap of the job's driver, which is also the executor of a local "
-                          "master: 1g ran out for 10M events in batch (2026-12-04)")
+    spark_driver_memory: str | None = Field(
+        None, description="heap of the job's driver (also the executor of a local master); "
+                          "default: 2g for the batch job, 1g for the others")
     spark_driver_host: str | None = Field(
         None, description="the address the job's executors reach its driver at (it binds "
                           "there too); default: 127.0.0.1 for a local master, else this "

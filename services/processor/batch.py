@@ -229,11 +229,11 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
     from pyspark.storagelevel import StorageLevel
 
     from services.processor import aggregates as ag
-    from services.processor.session import build_session
+    from services.processor.session import BATCH_DRIVER_MEMORY, build_session
 
     files = resolve_inputs(input, day_from, day_to)
     own = spark is None
-    spark = spark or build_session(settings, "clickstream-batch", master)
+    spark = spark or build_session(settings, "clickstream-batch", master, BATCH_DRIVER_MEMORY)
     ks = settings.cassandra_keyspace
     t0 = time.monotonic()
     cached = []
@@ -256,7 +256,8 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
                 raise ClickstreamError(
                     f"Spark stopped while reading the CSV days at {input}; if the lines "
                     "above say java.lang.OutOfMemoryError, raise "
-                    f"CLICKSTREAM_SPARK_DRIVER_MEMORY (now {settings.spark_driver_memory}) "
+                    f"CLICKSTREAM_SPARK_DRIVER_MEMORY (now "
+                    f"{settings.spark_driver_memory or BATCH_DRIVER_MEMORY}) "
                     "or pass fewer days (--from/--to)") from None
             raise ClickstreamError(f"cannot read the CSV days at {input}: "
                                    f"{_first_line(e)}") from None
