@@ -260,6 +260,35 @@ SESSIONS = Table(
              "reached_cart", "reached_checkout", "converted", "bounced", "revenue_cents"),
 )
 
+# --- the streaming job's own (no batch twin, not shown)
+SESSION_PARTIALS = Table(
+    name="session_partials",
+    columns=(
+        Column(DAY, "date"),
+        Column("session_id", TXT),
+        Column(WINDOW_START, "timestamp"),
+        Column("start_ts", "timestamp"),
+        Column("end_ts", "timestamp"),
+        Column("events", BIG),
+        Column("revenue_cents", BIG),
+        Column("bits", BIG),
+        Column("user_id", TXT),
+        Column("utm_campaign", TXT),
+        Column("utm_source", TXT),
+        Column("device_type", TXT),
+    ),
+    partition_key=(DAY,),
+    clustering=(("session_id", "ASC"), (WINDOW_START, "ASC")),
+    doc="the streaming job's 5-minute pieces of each session (first/last event, events, "
+        "revenue in cents, pages and funnel stages as bits, the greatest user, campaign, "
+        "source and device): its state holds a session for 5 minutes plus the watermark, not "
+        "a day; each micro-batch folds the touched sessions' pieces into their sessions row",
+    time_column=None,
+    window_seconds=5 * MIN,
+    keys=("session_id", WINDOW_START),
+    metrics=("start_ts", "end_ts", "events", "revenue_cents", "bits"),
+)
+
 # --- operational tables (no batch twin)
 DEAD_LETTER = Table(
     name="dead_letter",
@@ -333,8 +362,10 @@ BEYOND_TABLES: tuple[Table, ...] = (
 ANALYTICS: tuple[Table, ...] = ORIGINAL_TABLES + BEYOND_TABLES
 ANALYTICS_BATCH: tuple[Table, ...] = tuple(t.batch() for t in ANALYTICS)
 OPERATIONAL: tuple[Table, ...] = (DEAD_LETTER, DEAD_LETTER_REPLAYS, INGEST_QUALITY)
+#: tables only the streaming job reads and writes (the dashboard does not show them)
+STREAM_INTERNAL: tuple[Table, ...] = (SESSION_PARTIALS,)
 
-TABLES: tuple[Table, ...] = ANALYTICS + ANALYTICS_BATCH + OPERATIONAL
+TABLES: tuple[Table, ...] = ANALYTICS + ANALYTICS_BATCH + OPERATIONAL + STREAM_INTERNAL
 BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
 

@@ -254,10 +254,24 @@ class MemorySink:
             d = {k: _naive_utc(v) for k, v in d.items()}
             table[tuple(d[k] for k in t.primary_key)] = tuple(d[c] for c in t.column_names)
 
+    def read_rows(self, name: str, keys: set[tuple]) -> list[dict]:
+        """`CassandraSink.read_rows`: the rows under (day, first clustering column) keys,
+        timestamps as aware UTC datetimes."""
+        from shared import tables as tb
+
+        t = tb.table(name)
+        column = t.column_names.index(t.clustering[0][0])
+        out = []
+        for r in self.rows(name):
+            if (r[0], r[column]) in keys:
+                out.append({c: v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v
+                            for c, v in zip(t.column_names, r, strict=True)})
+        return out
+
     def rows(self, name: str) -> list[tuple]:
         return list(self.tables.get(name, {}).values())
 
-    def sessions_reader(self, spark, name: str = "sessions"):
+    def day_reader(self, spark, name: str = "sessions"):
         from shared import tables as tb
 
         schema = tb.table(name).spark_schema()

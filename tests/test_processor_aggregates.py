@@ -33,8 +33,8 @@ def test_processor_aggregate_equals_hand_written_rows(frames, name):
 
 
 def test_processor_aggregates_cover_every_analytics_table():
-    names = set(aggregates.FIRST_LEVEL) | set(aggregates.SECOND_LEVEL)
-    assert names == {t.name for t in tb.ANALYTICS}
+    names = set(aggregates.FIRST_LEVEL) | set(aggregates.FOLDED) | set(aggregates.SECOND_LEVEL)
+    assert names == {t.name for t in (*tb.ANALYTICS, *tb.STREAM_INTERNAL)}
 
 
 def test_processor_column_types_match_cql(frames):
@@ -87,7 +87,7 @@ def test_processor_tag_rows_one_per_contributing_aggregate(spark):
     tags = {r.agg for r in aggregates.tag_rows(distinct(spark, one))
             .collect()}
     assert tags == {"page_minute", "page_10min", "site_hourly", "device_hourly",
-                    "quality_minute", "session_day", "session_attrs"}
+                    "quality_minute", "session_5min", "session_attrs"}
 
 
 def test_processor_batch_validate_counts_rule_breaking_rows(spark):

@@ -22,11 +22,11 @@ from testing.truth import truth
 
 
 def mixed_attributes() -> list[dict]:
-    """One session whose events disagree on its attributes: the table takes the greatest
-    value of each (README, "The Spark job and the tables")."""
+    """One session whose events disagree on its attributes, in two 5-minute pieces: the
+    table takes the greatest value of each (README, "The Spark job and the tables")."""
     base = dict(session_id="s-mixed", page="homepage", action="view")
     return [make_event("m1", "2026-03-01T23:00:00", **base, utm_campaign="b", utm_source="x"),
-            make_event("m2", "2026-03-01T23:01:00", **base, utm_campaign="a", utm_source=None,
+            make_event("m2", "2026-03-01T23:07:00", **base, utm_campaign="a", utm_source=None,
                        device_type="tablet", user_id="u9")]
 
 
@@ -42,11 +42,16 @@ def reduced(tmp_path_factory):
     frame.unpersist()
 
 
-@pytest.mark.parametrize("name", [*ag.FIRST_LEVEL, tb.DEAD_LETTER.name])
+@pytest.mark.parametrize("name", [*ag.FIRST_LEVEL, *ag.FOLDED, tb.DEAD_LETTER.name])
 def test_local_rows_equal_the_spark_projection(reduced, name):
     spark_sink, local_sink = MemorySink(), MemorySink()
     collected = local_rows.collect_reduced(reduced)
-    if name == tb.DEAD_LETTER.name:
+    if name in ag.FOLDED:  # the fold of the pieces: `fold_sessions` and its Python twin
+        source = ag.FOLDED[name]
+        spark_sink(name, ag.fold_sessions(ag.table_rows(reduced, source)))
+        local_sink.write_rows(name, local_rows.fold_sessions(
+            local_rows.table_rows(collected, source)))
+    elif name == tb.DEAD_LETTER.name:
         spark_sink(name, stream.dead_letter_rows(reduced))
         local_sink.write_rows(name, local_rows.dead_letter_rows(collected))
     else:
@@ -58,9 +63,11 @@ def test_local_rows_equal_the_spark_projection(reduced, name):
 
 
 def test_local_rows_sessions_take_each_attributes_greatest_value(reduced):
-    rows = local_rows.table_rows(local_rows.collect_reduced(reduced), "sessions")
+    pieces = local_rows.table_rows(local_rows.collect_reduced(reduced), "session_partials")
+    assert len([r for r in pieces if r["session_id"] == "s-mixed"]) == 2
+    rows = local_rows.fold_sessions(pieces)
     mixed = [r for r in rows if r["session_id"] == "s-mixed"]
-    assert len(mixed) == 1
+    assert len(mixed) == 1 and mixed[0]["events"] == 2
     assert {k: mixed[0][k] for k in ("user_id", "utm_campaign", "utm_source", "device_type")} == {
         "user_id": "u9", "utm_campaign": "b", "utm_source": "x", "device_type": "tablet"}
 
@@ -87,9 +94,10 @@ def test_local_rows_stream_written_from_the_driver_equals_polars_truth(tmp_path)
     write_record_files(tmp_path / "in", batches)
     sink = CountingSink()
     router, _ = run_files(tmp_path / "in", tmp_path / "ckpt", sink, local_rows=10**9)
-    # every first-level table and the dead letters went through the driver's rows; only
-    # the second level (folded from the stored sessions) is a DataFrame
-    assert set(sink.lists) == {*ag.FIRST_LEVEL, tb.DEAD_LETTER.name}
+    # every first-level table, the sessions folded from their pieces and the dead letters
+    # went through the driver's rows; only the second level (folded from the stored
+    # sessions) is a DataFrame
+    assert set(sink.lists) == {*ag.FIRST_LEVEL, *ag.FOLDED, tb.DEAD_LETTER.name}
     assert set(sink.frames) == set(ag.SECOND_LEVEL)
     expected = truth(polars_events(events))
     for t in tb.ANALYTICS:

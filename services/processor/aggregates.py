@@ -16,8 +16,9 @@ timestamp) plus two weights:
 The batch runner sends one row per event_id with _event=1, _deliveries=copies; the stream
 runner sends each deduplicated event (1, 0) plus one marker per received message (0, 1).
 
-Two aggregates are second-level, folded from the sessions rows instead of the events:
-`funnel_hourly` and `campaign_conversion` (`from_sessions`).
+`sessions` is folded from `session_partials` (5-minute pieces of each session,
+`fold_sessions`); two aggregates are second-level, folded from the sessions rows instead of
+the events: `funnel_hourly` and `campaign_conversion` (`from_sessions`).
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ def _finish_sessions_py(r: dict) -> dict:
 
 W = tb  # short alias for the table specs below
 HOUR = 3600
+SESSION_PIECE = 300  # seconds: the sessions' pieces (see session_5min)
 AGGREGATES: tuple[Aggregate, ...] = (
     Aggregate("page_minute", 60, is_event, (("page", c("page")),),
               (Metric("page_views", SUM, c("is_view")),),
@@ -272,22 +274,26 @@ AGGREGATES: tuple[Aggregate, ...] = (
               (Metric("raw_events", SUM, c("_deliveries")), Metric("events", SUM, c("_event"))),
               (Output(W.DATA_QUALITY, ("raw_events", "events"), _finish_data_quality,
                       finish_py=_finish_data_quality_py),)),
-    Aggregate("session_day", 86400, is_event, (("session_id", c("session_id")),),
+    # Sessions in 5-minute pieces (`session_partials`), folded into one `sessions` row per
+    # session and day (`fold_sessions`): the stream's state then holds a session for 5
+    # minutes plus the watermark instead of all day -- with day windows every micro-batch's
+    # eviction scan grew with the day's sessions until a day-long run could not keep up
+    # (README, "Streaming latency, live"). Every metric folds with its own reducer.
+    Aggregate("session_5min", SESSION_PIECE, is_event, (("session_id", c("session_id")),),
               (Metric("start_ts", MIN_TS, c("timestamp")),
                Metric("end_ts", MAX_TS, c("timestamp")),
                Metric("events", SUM, one),
                Metric("revenue_cents", SUM, c("buy_cents")),
                Metric("bits", BITS, c("sbits"))),
-              (Output(W.SESSIONS, ("start_ts", "end_ts", "events", "revenue_cents", "bits"),
-                      _finish_sessions, attributes="session_attrs",
-                      finish_py=_finish_sessions_py),)),
+              (Output(W.SESSION_PARTIALS, ("start_ts", "end_ts", "events", "revenue_cents",
+                                           "bits"), attributes="session_attrs"),)),
     # A session's string attributes as keys (strings never enter a buffer, see SLOTS): one
-    # row per distinct (session, user, campaign, source, device) -- exactly one for the
-    # sessions a client writes, which stamps them on every event of a session. Both modes
-    # take the greatest value of each attribute over the rows they hold: all of them in
-    # batch (the session's greatest); in the stream, the rows the micro-batch updated,
-    # which include every combination of its events.
-    Aggregate("session_attrs", 86400, is_event,
+    # row per distinct (session, user, campaign, source, device) and piece -- exactly one
+    # for the sessions a client writes, which stamps them on every event of a session. Both
+    # modes take the greatest value of each attribute over the rows they hold: all of them
+    # in batch (the piece's greatest); in the stream, the rows the micro-batch updated,
+    # which include every combination of its events. The fold takes the greatest of those.
+    Aggregate("session_attrs", SESSION_PIECE, is_event,
               (("session_id", c("session_id")), ("user_id", c("user_id")),
                ("utm_campaign", c("utm_campaign")), ("utm_source", c("utm_source")),
                ("device_type", c("device_type"))),
@@ -298,6 +304,8 @@ BY_NAME: dict[str, Aggregate] = {a.name: a for a in AGGREGATES}
 BY_TABLE: dict[str, tuple[Aggregate, Output]] = {
     o.table.name: (a, o) for a in AGGREGATES for o in a.outputs}
 FIRST_LEVEL = tuple(BY_TABLE)
+#: folded from the first level: table -> the table whose rows it folds (`fold_sessions`)
+FOLDED = {"sessions": "session_partials"}
 SECOND_LEVEL = ("funnel_hourly", "campaign_conversion")  # folded from sessions rows
 
 
@@ -392,7 +400,7 @@ def projection(name: str) -> Projection:
     a, out = BY_TABLE[name]
     slot_of = a.slot_of()
     cols = [F.to_date("wstart").alias(tb.DAY)]
-    if out.table.time_column:
+    if tb.WINDOW_START in out.table.column_names:
         cols.append(F.col("wstart").alias(tb.WINDOW_START))
     cols += [F.col(f"k{i}").alias(k) for i, (k, _) in enumerate(a.keys)]
     for m in out.metrics:
@@ -436,6 +444,28 @@ def table_rows(reduced: DataFrame, name: str, p: Projection | None = None) -> Da
     return df.select(*p.typed)
 
 
+def _session_folds() -> tuple[Aggregate, Output, list[str]]:
+    a, out = BY_TABLE[FOLDED["sessions"]]
+    b = BY_NAME[out.attributes]
+    return a, out, [k for k, _ in b.keys[len(a.keys):]]
+
+
+def fold_sessions(partials: DataFrame) -> DataFrame:
+    """`sessions` rows from `session_partials` rows (any subset of whole sessions): per
+    (day, session), each metric folded with its own reducer (min of the starts, sum of the
+    events, bit-or of the bits...), each attribute the greatest non-null, then
+    `_finish_sessions`. `local_rows.fold_sessions` is its Python twin (a unit test pins
+    them equal)."""
+    a, out, attributes = _session_folds()
+    kinds = {m.name: m.kind for m in a.metrics}
+    # strings as buffers: a sort-based aggregate, but over the pieces, never the events
+    df = partials.groupBy(tb.DAY, "session_id").agg(
+        *(SLOTS[kinds[m]][2](m).alias(m) for m in out.metrics),
+        *(F.max(k).alias(k) for k in attributes))
+    return df.withColumns(_finish_sessions()).select(
+        *(_typed(tb.SESSIONS, col) for col in tb.SESSIONS.column_names))
+
+
 #: the `sessions` columns `from_sessions` reads: a reader selects these before caching
 SECOND_LEVEL_COLUMNS = ("start_ts", "reached_product", "reached_cart", "reached_checkout",
                         "converted", "utm_campaign", "utm_source", "revenue_cents")
@@ -468,11 +498,13 @@ def _typed(table: tb.Table, col: str) -> Column:
     return F.col(col).cast(table.column(col).spark_type).alias(col)
 
 
-def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lambda df: df
-               ) -> dict[str, DataFrame]:
+def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lambda df: df,
+               pieces: bool = False) -> dict[str, DataFrame]:
     """Every analytics table's rows, the batch way (`reduce_one` per aggregate): the batch
     runner's plan, and the unit tests'. `cache` is applied to each aggregate's reduced rows
-    (the runner persists them: several tables and the second level read them)."""
+    (the runner persists them: several tables and the second level read them). `pieces`:
+    also the sessions' pieces (`session_partials`), which only a streaming job reads back:
+    for rows written as the streaming job would have written them."""
     prepared = prepare(events)
     reduced = {a.name: cache(reduce_one(prepared, a)) for a in AGGREGATES}
     out = {}
@@ -482,6 +514,9 @@ def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lamb
             if o.attributes:
                 rows = rows.unionByName(reduced[o.attributes], allowMissingColumns=True)
             out[o.table.name] = table_rows(rows, o.table.name)
+    # the pieces are the stream's state made durable; a batch folds them at once
+    for name, source in FOLDED.items():
+        out[name] = fold_sessions(cache(out[source]) if pieces else out.pop(source))
     # the sessions rows are read three times: written, and folded by the second level
     out["sessions"] = cache(out["sessions"])
     for name in SECOND_LEVEL:

@@ -220,7 +220,8 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
               spark=None, into: tuple[str, ...] = ("batch",)) -> BatchResult:
     """Aggregate the CSV days at `input` into the `_batch` tables. Returns what was done.
     `into=("stream", "batch")` writes the same rows to the streaming tables too (the demo
-    seeding: what the streaming job would have written for these events).
+    seeding: what the streaming job would have written for these events, the sessions'
+    pieces included).
 
     ONE pass over the CSV parses (and so checks) every column, marks each row's broken
     rule and deduplicates (`distinct_events`); only the distinct events are cached, and the
@@ -270,11 +271,12 @@ def run_batch(settings: Settings, input: str | Path, day_from: dt.date | None = 
         if conflicts:
             raise ClickstreamError(f"{input}: {conflicts} event_ids appear with different "
                                    f"contents, e.g. {example}; a resend must be an exact copy")
-        frames = ag.all_tables(events, cache)
+        frames = ag.all_tables(events, cache, pieces="stream" in into)
 
         def write(item: tuple[str, object]) -> tuple[str, int]:
             table = tb.table(item[0])
-            targets = [table.batch().name if m == "batch" else table.name for m in into]
+            targets = [table.batch().name if m == "batch" else table.name for m in into
+                       if table not in tb.STREAM_INTERNAL or m == "stream"]
             # counted from the rows the write computed, not by computing them again
             df = item[1].persist(StorageLevel.MEMORY_AND_DISK)
             try:

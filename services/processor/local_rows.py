@@ -18,6 +18,8 @@ Python process's time zone) and become aware UTC datetimes at the end.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 
 from services.processor import aggregates as ag
 from shared import tables as tb
@@ -84,7 +86,7 @@ def table_rows(reduced: list[dict], name: str) -> list[dict]:
         if r["agg"] != a.name:
             continue
         row = {tb.DAY: day(r["wstart"])}
-        if table.time_column:
+        if tb.WINDOW_START in table.column_names:
             row[tb.WINDOW_START] = r["wstart"]
         keys = [r[f"k{i}"] for i in range(len(a.keys))]
         row.update(zip((k for k, _ in a.keys), keys, strict=True))
@@ -101,6 +103,40 @@ def table_rows(reduced: list[dict], name: str) -> list[dict]:
         if out.finish_py:
             row.update(out.finish_py(row))
         rows.append(_typed(table, row))
+    return rows
+
+
+def _micros(v: dt.datetime) -> int:
+    """An aware or naive-UTC datetime (the CQL driver reads naive UTC) as epoch microseconds."""
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.UTC)
+    return (v - EPOCH) // dt.timedelta(microseconds=1)
+
+
+_FOLD = {ag.SUM: sum, ag.MIN_TS: min, ag.MAX_TS: max,
+         ag.BITS: lambda values: functools.reduce(operator.or_, values, 0)}
+
+
+def fold_sessions(partials: list[dict]) -> list[dict]:
+    """`sessions` rows (typed for the CQL driver) from `session_partials` rows (dicts of its
+    columns, timestamps as datetimes): `aggregates.fold_sessions` in Python."""
+    a, out, attributes = ag._session_folds()
+    kinds = {m.name: m.kind for m in a.metrics}
+    by_session: dict[tuple, list[dict]] = {}
+    for r in partials:
+        by_session.setdefault((r[tb.DAY], r["session_id"]), []).append(r)
+    rows = []
+    for (day_, session_id), pieces in by_session.items():
+        row = {tb.DAY: day_, "session_id": session_id}
+        for m in out.metrics:
+            values = [p[m] for p in pieces]
+            if kinds[m] in (ag.MIN_TS, ag.MAX_TS):
+                values = [_micros(v) for v in values]
+            row[m] = _FOLD[kinds[m]](values)
+        for k in attributes:
+            row[k] = max((p[k] for p in pieces if p[k] is not None), default=None)
+        row.update(ag._finish_sessions_py(row))
+        rows.append(_typed(tb.SESSIONS, row))
     return rows
 
 

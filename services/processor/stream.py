@@ -219,11 +219,16 @@ class Router:
 
     def __init__(self, sink: Sink, suffix: str = "", second_level_seconds: float = 0.0,
                  read_sessions: Callable[[list[dt.date]], DataFrame] | None = None,  # noqa: F821
-                 write_timeout: float = 300.0, local_rows: int = 0):
+                 write_timeout: float = 300.0, local_rows: int = 0,
+                 read_partials: Callable[[list[dt.date]], DataFrame] | None = None):  # noqa: F821
         self.sink = sink
         # a micro-batch of at most this many updated rows is written from the driver
-        # (`local_rows`), if the sink can (`write_rows`); 0: always one Spark job per table
-        self.local_rows = local_rows if hasattr(sink, "write_rows") else 0
+        # (`local_rows`), if the sink can (`write_rows`, `read_rows`); 0: always one Spark
+        # job per table
+        self.local_rows = (local_rows if hasattr(sink, "write_rows") and hasattr(sink, "read_rows")
+                           else 0)
+        # the stored session pieces of the given days (a large micro-batch's sessions fold)
+        self.read_partials = read_partials
         self.parallel_writes = 6
         self.write_timeout = write_timeout
         self.suffix = suffix
@@ -253,7 +258,7 @@ class Router:
                 return
             # a large micro-batch (the collect above filled the cache): which aggregates
             # have rows, and the days of the sessions touched
-            sessions, _ = ag.BY_TABLE["sessions"]
+            sessions, _ = ag.BY_TABLE[ag.FOLDED["sessions"]]
             with ThreadPoolExecutor(1) as pool:
                 # building the tables' DataFrames is PySpark calls: done while the
                 # summary job runs
@@ -272,6 +277,9 @@ class Router:
             written = [name for name in tables if rows.get(ag.BY_TABLE[name][0].name)]
             invalid = rows.get("dead_letter", 0)
             jobs = [(name + self.suffix, tables[name]) for name in written]
+            if rows.get(sessions.name):
+                jobs.append(("sessions" + self.suffix,
+                             self._fold_sessions(tables[ag.FOLDED["sessions"]], days)))
             if invalid:
                 jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
             self._write_all(jobs)
@@ -288,6 +296,33 @@ class Router:
                  time.monotonic() - t0)
         self._start_second_level()
         self.batches += 1
+
+    def _fold_sessions(self, partials, days: list[dt.date]):
+        """The touched sessions' rows: this micro-batch's pieces of them (`partials`, running
+        totals of their windows) with their stored pieces of other windows, folded. Exact
+        and replay-safe whether or not this micro-batch's pieces were stored yet."""
+        from services.processor import aggregates as ag
+
+        if self.read_partials is None:
+            raise ValueError("the Router needs read_partials to fold the sessions' pieces")
+        keys = [tb.DAY, "session_id"]
+        older = (self.read_partials(days)
+                 .join(partials.select(*keys).distinct(), keys, "left_semi")
+                 .join(partials.select(*keys, tb.WINDOW_START), [*keys, tb.WINDOW_START],
+                       "left_anti"))
+        return ag.fold_sessions(older.unionByName(partials))
+
+    def _fold_sessions_local(self, partials: list[dict]) -> list[dict]:
+        """`_fold_sessions` for a small micro-batch: the touched sessions' stored pieces are
+        read by key (a few CQL queries), folded in Python."""
+        from services.processor import aggregates as ag
+        from services.processor import local_rows
+
+        mine = {(r[tb.DAY], r["session_id"], r[tb.WINDOW_START]) for r in partials}
+        stored = self.sink.read_rows(ag.FOLDED["sessions"] + self.suffix, {k[:2] for k in mine})
+        older = [r for r in stored
+                 if (r[tb.DAY], r["session_id"], r[tb.WINDOW_START]) not in mine]
+        return local_rows.fold_sessions(older + partials)
 
     def _projections(self) -> dict:
         """The tables' projections, built at the first micro-batch (they need the JVM) and
@@ -317,12 +352,16 @@ class Router:
         log.debug("micro-batch %d: updated rows %s", batch_id, dict(names))
         log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, len(reduced), t1 - t0)
         written = [n for n in ag.FIRST_LEVEL if names[ag.BY_TABLE[n][0].name]]
+        rows = {name: local_rows.table_rows(reduced, name) for name in written}
+        if partials := rows.get(ag.FOLDED["sessions"]):
+            rows["sessions"] = self._fold_sessions_local(partials)
+            written.append("sessions")
         for name in written:
-            self.sink.write_rows(name + self.suffix, local_rows.table_rows(reduced, name))
+            self.sink.write_rows(name + self.suffix, rows[name])
         invalid = names["dead_letter"]
         if invalid:
             self.sink.write_rows(tb.DEAD_LETTER.name, local_rows.dead_letter_rows(reduced))
-        sessions = ag.BY_TABLE["sessions"][0].name
+        sessions = ag.BY_TABLE[ag.FOLDED["sessions"]][0].name
         days = {local_rows.day(r["wstart"]) for r in reduced if r["agg"] == sessions}
         log.debug("%d reduced rows collected in %.2fs, written in %.2fs", len(reduced),
                   t1 - t0, time.monotonic() - t1)
@@ -435,13 +474,22 @@ class CassandraSink:
     statement raises, which fails the micro-batch (replayed at restart)."""
 
     def __init__(self, settings: Settings, keyspace: str | None = None, concurrency: int = 16,
-                 batch_rows: int = 100):
+                 batch_rows: int = 100, keys_per_read: int = 200):
         self.settings = settings
         self.keyspace = keyspace or settings.cassandra_keyspace
         self.concurrency = concurrency
         self.batch_rows = batch_rows
+        self.keys_per_read = keys_per_read
         self._cluster = self._session = None
         self._insert: dict[str, object] = {}
+        self._select: dict[str, object] = {}
+
+    def _connected(self):
+        if self._session is None:
+            from shared.clients.cassandra import connect
+
+            self._cluster, self._session = connect(self.settings, self.keyspace)
+        return self._session
 
     def __call__(self, name: str, df) -> None:
         from services.processor.batch import write_table
@@ -457,10 +505,7 @@ class CassandraSink:
 
         if not rows:
             return
-        if self._session is None:
-            from shared.clients.cassandra import connect
-
-            self._cluster, self._session = connect(self.settings, self.keyspace)
+        self._connected()
         table = tb.table(name)
         cols = table.column_names
         if name not in self._insert:
@@ -480,13 +525,49 @@ class CassandraSink:
         execute_concurrent(self._session, batches, concurrency=self.concurrency,
                            raise_on_first_error=True)
 
+    def read_rows(self, name: str, keys: set[tuple]) -> list[dict]:
+        """The rows of `name` (a day-partitioned table) under the (day, first clustering
+        column) `keys`, as dicts with timestamps as aware UTC datetimes: one prepared
+        `WHERE day = ? AND <col> IN ?` per day and `keys_per_read` keys, concurrently
+        (3,500 sessions' pieces: 0.08 s here; one query per key: 1.2 s)."""
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        if not keys:
+            return []
+        session = self._connected()
+        table = tb.table(name)
+        column = table.clustering[0][0]
+        if name not in self._select:
+            self._select[name] = session.prepare(
+                f"SELECT {', '.join(table.column_names)} FROM {name} "
+                f"WHERE {tb.DAY} = ? AND {column} IN ?")
+        by_day: dict[dt.date, list] = {}
+        for day, key in keys:
+            by_day.setdefault(day, []).append(key)
+        args = [(day, ks[i:i + self.keys_per_read]) for day, ks in by_day.items()
+                for i in range(0, len(ks), self.keys_per_read)]
+        results = execute_concurrent_with_args(session, self._select[name], args,
+                                               concurrency=self.concurrency,
+                                               raise_on_first_error=True)
+        out = []
+        for _, result in results:
+            for r in result:
+                d = dict(zip(table.column_names, r, strict=True))
+                for k, v in d.items():
+                    if isinstance(v, dt.datetime):
+                        d[k] = v.replace(tzinfo=dt.UTC)
+                    elif k == tb.DAY and not isinstance(v, dt.date):
+                        d[k] = v.date()  # the driver's Date type
+                out.append(d)
+        return out
+
     def close(self) -> None:
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = self._session = None
 
 
-def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
+def cassandra_day_reader(spark, keyspace: str, table: str = "sessions"):
     def read(days: list[dt.date]):
         from pyspark.sql import functions as F
 
@@ -498,12 +579,15 @@ def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
 
 
 def cassandra_router(spark, settings: Settings) -> Router:
-    """The job's router: the settings' keyspace, the second level from its sessions."""
+    """The job's router: the settings' keyspace, the sessions folded from their stored
+    pieces, the second level from the stored sessions."""
     return Router(CassandraSink(settings),
                   second_level_seconds=settings.processor_second_level_seconds,
-                  read_sessions=cassandra_sessions_reader(spark, settings.cassandra_keyspace),
+                  read_sessions=cassandra_day_reader(spark, settings.cassandra_keyspace),
                   write_timeout=settings.processor_write_timeout_seconds,
-                  local_rows=settings.processor_local_rows)
+                  local_rows=settings.processor_local_rows,
+                  read_partials=cassandra_day_reader(spark, settings.cassandra_keyspace,
+                                                     "session_partials"))
 
 
 # --------------------------------------------------------------------------- quality
