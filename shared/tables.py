@@ -278,14 +278,16 @@ SESSION_PARTIALS = Table(
         Column("device_type", TXT),
     ),
     partition_key=(DAY,),
-    clustering=(("session_id", "ASC"), (WINDOW_START, "ASC")),
-    doc="the streaming job's 5-minute pieces of each session (first/last event, events, "
-        "revenue in cents, pages and funnel stages as bits, the greatest user, campaign, "
-        "source and device): its state holds a session for 5 minutes plus the watermark, not "
-        "a day; each micro-batch folds the touched sessions' pieces into their sessions row",
+    clustering=(("session_id", "ASC"), (WINDOW_START, "ASC"), ("user_id", "ASC"),
+                ("utm_campaign", "ASC"), ("utm_source", "ASC"), ("device_type", "ASC")),
+    doc="the streaming job's 5-minute pieces of each session, one per user, campaign, "
+        "source and device it had then ('(none)' if absent): first/last event, events, "
+        "revenue in cents, pages and funnel stages as bits. Its state holds a session for 5 "
+        "minutes plus the watermark, not a day; each micro-batch folds the touched "
+        "sessions' pieces into their sessions row",
     time_column=None,
     window_seconds=5 * MIN,
-    keys=("session_id", WINDOW_START),
+    keys=("session_id", WINDOW_START, "user_id", "utm_campaign", "utm_source", "device_type"),
     metrics=("start_ts", "end_ts", "events", "revenue_cents", "bits"),
 )
 

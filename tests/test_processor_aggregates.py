@@ -81,13 +81,13 @@ def test_processor_tag_rows_one_per_contributing_aggregate(spark):
     events = distinct(spark, one)
     tags = sorted(r.agg for r in aggregates.tag_rows(events).collect())
     assert tags == sorted(a.name for a in aggregates.AGGREGATES)
-    assert len(tags) == 10
+    assert len(tags) == 9
     # e8 (no product, no campaign): no campaign or product rows
     one = [e for e in EVENTS if e["event_id"] == "e8"]
     tags = {r.agg for r in aggregates.tag_rows(distinct(spark, one))
             .collect()}
     assert tags == {"page_minute", "page_10min", "site_hourly", "device_hourly",
-                    "quality_minute", "session_5min", "session_attrs"}
+                    "quality_minute", "session_5min"}
 
 
 def test_processor_batch_validate_counts_rule_breaking_rows(spark):

@@ -23,7 +23,7 @@ from testing.truth import truth
 
 def mixed_attributes() -> list[dict]:
     """One session whose events disagree on its attributes, in two 5-minute pieces: the
-    table takes the greatest value of each (README, "The Spark job and the tables")."""
+    sessions row takes the greatest value of each (README, "The Spark job and the tables")."""
     base = dict(session_id="s-mixed", page="homepage", action="view")
     return [make_event("m1", "2026-03-01T23:00:00", **base, utm_campaign="b", utm_source="x"),
             make_event("m2", "2026-03-01T23:07:00", **base, utm_campaign="a", utm_source=None,

@@ -146,24 +146,24 @@ def test_processor_stream_session_in_pieces_across_micro_batches_is_one_exact_ro
                                                                                    local):
     """A session lives in the state as 5-minute pieces (`session_partials`); its `sessions`
     row is the fold of every stored piece with the micro-batch's own. Here one session spans
-    three pieces over three micro-batches, the last one updating an earlier piece (a late
-    event): its row must count all of them, in both write paths."""
-    # a client stamps the session's attributes on every event (README: a micro-batch's
-    # session attributes are the greatest among ITS events')
-    base = dict(session_id="s-long", page="homepage", action="view", user_id="u7",
-                utm_campaign="spring", device_type="tablet")
+    three pieces over three micro-batches, the last one adding to an earlier piece (a late
+    event) with another device than the piece's first event, which had a campaign: its row
+    must count all of them and keep the greatest of each attribute, in both write paths."""
+    base = dict(session_id="s-long", page="homepage", action="view", user_id="u7")
     batches = [
         [make_event("a", "2026-01-01T10:00:00", **base),
-         make_event("b", "2026-01-01T10:06:00", **base)],
+         make_event("b", "2026-01-01T10:06:00", **base, utm_campaign="spring")],
         [make_event("c", "2026-01-01T10:12:00", **dict(base, page="cart",
                                                       action="add_to_cart"))],
-        [make_event("d", "2026-01-01T10:08:00", **dict(base, page="product"))],
+        [make_event("d", "2026-01-01T10:08:00", **dict(base, page="product"),
+                    device_type="tablet")],
     ]
     write_record_files(tmp_path / "in", batches)
     sink = MemorySink()
     run_files(tmp_path / "in", tmp_path / "ckpt", sink, local_rows=local)
     pieces = sink.rows("session_partials")
-    assert sorted(r[2].minute for r in pieces) == [0, 5, 10]
+    # one piece per 5 minutes and attributes: 10:05 holds b (desktop) and d (tablet)
+    assert sorted(r[2].minute for r in pieces) == [0, 5, 5, 10]
     t = tb.SESSIONS.column_names
     [row] = [dict(zip(t, r, strict=True)) for r in sink.rows("sessions")]
     assert row["start_ts"] == dt.datetime(2026, 1, 1, 10, 0)

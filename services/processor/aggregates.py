@@ -43,7 +43,7 @@ from shared.events import PAGES
 # Object/SortAggregate: 300k events then cost 35 instead of 19 JVM CPU-seconds, and the
 # query plans in 3.1 s instead of 0.8 s (`python -m bench.bench_stream_steps`, README "Benchmarks").
 # Strings are therefore grouping KEYS: a dead letter's payload, reason and topic (one
-# record per key), and the sessions' attributes, through `session_attrs` below.
+# record per key), and the sessions' attributes (see `session_5min` below).
 SUM, MIN_TS, MAX_TS, BITS = "sum", "min_ts", "max_ts", "bits"
 SLOTS: dict[str, tuple[int, T.DataType, Callable[[str], Column]]] = {
     # kind: (number of slots, type, reducer)
@@ -85,16 +85,11 @@ class Output:
     event happened. Aggregates are shared by tables (fewer rows through the groupBy), so a
     product-hour with views only is a row of the shared aggregate, but no row of
     product_purchases: a table holds no all-zero rows (README, "No all-zero rows"). Empty:
-    every row of the aggregate is a row of the table (its `where` already says so).
-
-    `attributes`: the aggregate whose keys are this aggregate's keys plus string columns of
-    the table (the sessions' user, campaign, source, device): the greatest value of each
-    among the attribute rows of the same window and keys (see `session_attrs`)."""
+    every row of the aggregate is a row of the table (its `where` already says so)."""
     table: tb.Table
     metrics: tuple[str, ...]
     finish: Callable[[], dict[str, Column]] | None = None  # more columns, over the metrics
     present: tuple[str, ...] = ()
-    attributes: str | None = None
     #: `finish` for one row as a dict (timestamps as microseconds): the small micro-batch's
     #: projection in Python (`local_rows`); a unit test pins it equal to `finish`
     finish_py: Callable[[dict], dict] | None = None
@@ -279,25 +274,21 @@ AGGREGATES: tuple[Aggregate, ...] = (
     # minutes plus the watermark instead of all day -- with day windows every micro-batch's
     # eviction scan grew with the day's sessions until a day-long run could not keep up
     # (README, "Streaming latency, live"). Every metric folds with its own reducer.
-    Aggregate("session_5min", SESSION_PIECE, is_event, (("session_id", c("session_id")),),
+    # A session's string attributes are KEYS (strings never enter a buffer, see SLOTS): one
+    # piece per distinct (session, user, campaign, source, device) and 5 minutes -- exactly
+    # one for the sessions a client writes, which stamps them on every event of a session;
+    # the fold takes the greatest of each over all the session's pieces (as `max` would).
+    Aggregate("session_5min", SESSION_PIECE, is_event,
+              (("session_id", c("session_id")), ("user_id", c("user_id")),
+               ("utm_campaign", none_if_null("utm_campaign")),
+               ("utm_source", none_if_null("utm_source")), ("device_type", c("device_type"))),
               (Metric("start_ts", MIN_TS, c("timestamp")),
                Metric("end_ts", MAX_TS, c("timestamp")),
                Metric("events", SUM, one),
                Metric("revenue_cents", SUM, c("buy_cents")),
                Metric("bits", BITS, c("sbits"))),
               (Output(W.SESSION_PARTIALS, ("start_ts", "end_ts", "events", "revenue_cents",
-                                           "bits"), attributes="session_attrs"),)),
-    # A session's string attributes as keys (strings never enter a buffer, see SLOTS): one
-    # row per distinct (session, user, campaign, source, device) and piece -- exactly one
-    # for the sessions a client writes, which stamps them on every event of a session. Both
-    # modes take the greatest value of each attribute over the rows they hold: all of them
-    # in batch (the piece's greatest); in the stream, the rows the micro-batch updated,
-    # which include every combination of its events. The fold takes the greatest of those.
-    Aggregate("session_attrs", SESSION_PIECE, is_event,
-              (("session_id", c("session_id")), ("user_id", c("user_id")),
-               ("utm_campaign", c("utm_campaign")), ("utm_source", c("utm_source")),
-               ("device_type", c("device_type"))),
-              (Metric("events", SUM, one),), ()),
+                                           "bits")),)),
 )
 BY_NAME: dict[str, Aggregate] = {a.name: a for a in AGGREGATES}
 #: table name -> (aggregate, output)
@@ -393,7 +384,6 @@ class Projection:
     present: Column | None
     finish: dict[str, Column]
     typed: list[Column]  # exactly the table's columns, typed, in table order
-    attributes: tuple[Column, list[str], list[Column]] | None  # (b's rows, on, greatest)
 
 
 def projection(name: str) -> Projection:
@@ -406,37 +396,18 @@ def projection(name: str) -> Projection:
     for m in out.metrics:
         metric, _, column = m.partition(":")
         cols.append(F.col(slot_of[metric]).alias(column or metric))
-    attributes = None
-    if out.attributes:
-        b = BY_NAME[out.attributes]
-        n = len(a.keys)
-        if ([k for k, _ in b.keys[:n]] != [k for k, _ in a.keys]
-                or b.window_seconds != a.window_seconds):
-            raise ValueError(f"{b.name} is not keyed by {a.name}'s window and keys")
-        names = [k for k, _ in b.keys[n:]]
-        attributes = (F.col("agg") == b.name, ["wstart", *(f"k{i}" for i in range(n))],
-                      [F.max(f"k{n + i}").alias(k) for i, k in enumerate(names)])
-        cols += [F.col(k) for k in names]
     present = (F.greatest(*(F.col(p) for p in out.present), F.lit(0)) > 0
                if out.present else None)
     return Projection(name, F.col("agg") == a.name, cols, present,
                       out.finish() if out.finish else {},
-                      [_typed(out.table, c) for c in out.table.column_names], attributes)
+                      [_typed(out.table, c) for c in out.table.column_names])
 
 
 def table_rows(reduced: DataFrame, name: str, p: Projection | None = None) -> DataFrame:
     """The rows of table `name`, with exactly its columns (in table order). `p`: its
-    `projection`, if already built.
-
-    Where the table takes a session's attributes (`Output.attributes`), the aggregate's
-    rows are joined with the greatest value of each extra key of the attributes aggregate
-    among its rows in `reduced` (keyed by the window and keys)."""
+    `projection`, if already built."""
     p = p or projection(name)
-    df = reduced.where(p.rows)
-    if p.attributes:
-        rows, on, greatest = p.attributes
-        df = df.join(reduced.where(rows).groupBy(*on).agg(*greatest), on=on, how="left")
-    df = df.select(*p.columns)
+    df = reduced.where(p.rows).select(*p.columns)
     if p.present is not None:
         df = df.where(p.present)
     if p.finish:
@@ -445,15 +416,15 @@ def table_rows(reduced: DataFrame, name: str, p: Projection | None = None) -> Da
 
 
 def _session_folds() -> tuple[Aggregate, Output, list[str]]:
+    """The pieces' aggregate, output and attributes (their keys after session_id)."""
     a, out = BY_TABLE[FOLDED["sessions"]]
-    b = BY_NAME[out.attributes]
-    return a, out, [k for k, _ in b.keys[len(a.keys):]]
+    return a, out, [k for k, _ in a.keys[1:]]
 
 
 def fold_sessions(partials: DataFrame) -> DataFrame:
     """`sessions` rows from `session_partials` rows (any subset of whole sessions): per
     (day, session), each metric folded with its own reducer (min of the starts, sum of the
-    events, bit-or of the bits...), each attribute the greatest non-null, then
+    events, bit-or of the bits...), each attribute the greatest but '(none)', then
     `_finish_sessions`. `local_rows.fold_sessions` is its Python twin (a unit test pins
     them equal)."""
     a, out, attributes = _session_folds()
@@ -461,7 +432,7 @@ def fold_sessions(partials: DataFrame) -> DataFrame:
     # strings as buffers: a sort-based aggregate, but over the pieces, never the events
     df = partials.groupBy(tb.DAY, "session_id").agg(
         *(SLOTS[kinds[m]][2](m).alias(m) for m in out.metrics),
-        *(F.max(k).alias(k) for k in attributes))
+        *(F.max(F.when(F.col(k) != NONE, F.col(k))).alias(k) for k in attributes))
     return df.withColumns(_finish_sessions()).select(
         *(_typed(tb.SESSIONS, col) for col in tb.SESSIONS.column_names))
 
@@ -510,10 +481,7 @@ def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lamb
     out = {}
     for a in AGGREGATES:
         for o in a.outputs:
-            rows = reduced[a.name]
-            if o.attributes:
-                rows = rows.unionByName(reduced[o.attributes], allowMissingColumns=True)
-            out[o.table.name] = table_rows(rows, o.table.name)
+            out[o.table.name] = table_rows(reduced[a.name], o.table.name)
     # the pieces are the stream's state made durable; a batch folds them at once
     for name, source in FOLDED.items():
         out[name] = fold_sessions(cache(out[source]) if pieces else out.pop(source))

@@ -7,7 +7,7 @@ the cached reduced rows (one scan job) and writes them from the driver with prep
 statements (`CassandraSink.write_rows`).
 
 The projection is the same declaration as `aggregates.table_rows` -- the aggregate's keys,
-the Output's metrics, `present`, `attributes` and `finish` (its Python twin `finish_py`) --
+the Output's metrics, `present` and `finish` (its Python twin `finish_py`) --
 rendered for Python dicts instead of Spark Columns. A unit test
 (tests/test_processor_local_rows.py) pins that both give the same rows for every table.
 
@@ -54,33 +54,12 @@ def _typed(table: tb.Table, row: dict) -> dict:
     return out
 
 
-def _attributes(reduced: list[dict], a: ag.Aggregate, b: ag.Aggregate) -> dict:
-    """(wstart, keys of a) -> the greatest value of each extra key of b (None if absent)."""
-    n = len(a.keys)
-    extra = len(b.keys) - n
-    best: dict[tuple, list] = {}
-    for r in reduced:
-        if r["agg"] != b.name:
-            continue
-        cur = best.setdefault((r["wstart"], *(r[f"k{i}"] for i in range(n))), [None] * extra)
-        for i in range(extra):
-            v = r[f"k{n + i}"]
-            if v is not None and (cur[i] is None or v > cur[i]):
-                cur[i] = v
-    return best
-
-
 def table_rows(reduced: list[dict], name: str) -> list[dict]:
     """The rows of table `name` (dicts with exactly its columns, typed for the CQL
     driver) from a micro-batch's reduced rows: `aggregates.table_rows` in Python."""
     a, out = ag.BY_TABLE[name]
     table = out.table
     slot_of = a.slot_of()
-    attrs, names = {}, []
-    if out.attributes:
-        b = ag.BY_NAME[out.attributes]
-        names = [k for k, _ in b.keys[len(a.keys):]]
-        attrs = _attributes(reduced, a, b)
     rows = []
     for r in reduced:
         if r["agg"] != a.name:
@@ -93,9 +72,6 @@ def table_rows(reduced: list[dict], name: str) -> list[dict]:
         for m in out.metrics:
             metric, _, column = m.partition(":")
             row[column or metric] = r[slot_of[metric]]
-        if out.attributes:
-            found = attrs.get((r["wstart"], *keys), [None] * len(names))
-            row.update(zip(names, found, strict=True))
         # Spark's greatest() skips nulls: a table holds no all-zero rows
         if out.present and not max((row[p] for p in out.present if row[p] is not None),
                                    default=0) > 0:
@@ -134,7 +110,7 @@ def fold_sessions(partials: list[dict]) -> list[dict]:
                 values = [_micros(v) for v in values]
             row[m] = _FOLD[kinds[m]](values)
         for k in attributes:
-            row[k] = max((p[k] for p in pieces if p[k] is not None), default=None)
+            row[k] = max((p[k] for p in pieces if p[k] != tb.NONE_KEY), default=None)
         row.update(ag._finish_sessions_py(row))
         rows.append(_typed(tb.SESSIONS, row))
     return rows

@@ -277,9 +277,9 @@ class Router:
             written = [name for name in tables if rows.get(ag.BY_TABLE[name][0].name)]
             invalid = rows.get("dead_letter", 0)
             jobs = [(name + self.suffix, tables[name]) for name in written]
-            if rows.get(sessions.name):
-                jobs.append(("sessions" + self.suffix,
-                             self._fold_sessions(tables[ag.FOLDED["sessions"]], days)))
+            if rows.get(sessions.name):  # the longest write (a read and a fold): first
+                jobs.insert(0, ("sessions" + self.suffix,
+                                self._fold_sessions(tables[ag.FOLDED["sessions"]], days)))
             if invalid:
                 jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
             self._write_all(jobs)
@@ -305,11 +305,10 @@ class Router:
 
         if self.read_partials is None:
             raise ValueError("the Router needs read_partials to fold the sessions' pieces")
-        keys = [tb.DAY, "session_id"]
+        keys, pk = [tb.DAY, "session_id"], list(tb.SESSION_PARTIALS.primary_key)
         older = (self.read_partials(days)
                  .join(partials.select(*keys).distinct(), keys, "left_semi")
-                 .join(partials.select(*keys, tb.WINDOW_START), [*keys, tb.WINDOW_START],
-                       "left_anti"))
+                 .join(partials.select(*pk), pk, "left_anti"))
         return ag.fold_sessions(older.unionByName(partials))
 
     def _fold_sessions_local(self, partials: list[dict]) -> list[dict]:
@@ -318,10 +317,10 @@ class Router:
         from services.processor import aggregates as ag
         from services.processor import local_rows
 
-        mine = {(r[tb.DAY], r["session_id"], r[tb.WINDOW_START]) for r in partials}
+        pk = tb.SESSION_PARTIALS.primary_key
+        mine = {tuple(r[c] for c in pk) for r in partials}
         stored = self.sink.read_rows(ag.FOLDED["sessions"] + self.suffix, {k[:2] for k in mine})
-        older = [r for r in stored
-                 if (r[tb.DAY], r["session_id"], r[tb.WINDOW_START]) not in mine]
+        older = [r for r in stored if tuple(r[c] for c in pk) not in mine]
         return local_rows.fold_sessions(older + partials)
 
     def _projections(self) -> dict:
@@ -330,9 +329,7 @@ class Router:
         from services.processor import aggregates as ag
 
         if self._built is None:
-            # a table with attributes (sessions) joins: the longest write, started first
-            first = sorted(ag.FIRST_LEVEL, key=lambda n: ag.BY_TABLE[n][1].attributes is None)
-            self._built = {n: ag.projection(n) for n in first}
+            self._built = {n: ag.projection(n) for n in ag.FIRST_LEVEL}
         return self._built
 
     def _try_local(self, batch, batch_id: int, t0: float) -> bool:
