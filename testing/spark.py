@@ -271,7 +271,7 @@ class MemorySink:
     def rows(self, name: str) -> list[tuple]:
         return list(self.tables.get(name, {}).values())
 
-    def day_reader(self, spark, name: str = "sessions"):
+    def sessions_reader(self, spark, name: str = "sessions"):
         from shared import tables as tb
 
         schema = tb.table(name).spark_schema()

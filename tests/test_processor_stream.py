@@ -26,10 +26,9 @@ BAD = ["{not json", '{"event_id": "x"}', "[1, 2]"]
 
 
 def memory_router(spark, sink, **options) -> stream.Router:
-    """A Router over `sink` that reads back from it what the job reads back from Cassandra:
-    the sessions' stored pieces and the sessions of the touched days."""
-    return stream.Router(sink, read_sessions=sink.day_reader(spark),
-                         read_partials=sink.day_reader(spark, "session_partials"), **options)
+    """A Router over `sink` that reads the sessions of the touched days back from it (the
+    second level), as the job reads them from Cassandra."""
+    return stream.Router(sink, read_sessions=sink.sessions_reader(spark), **options)
 
 
 def run_files(folder, checkpoint, sink, watermark=WATERMARK, **router_options):
@@ -283,20 +282,23 @@ def test_processor_stream_hung_or_failed_write_fails_the_micro_batch():
          for i, e in enumerate(generate(3, seed=4))], RECORD_SCHEMA)
     batch = stream.build_query_frame(records, WATERMARK)
     release = threading.Event()
-    stored = MemorySink().day_reader(spark, "session_partials")
-    hung = stream.Router(lambda name, df: release.wait(), write_timeout=1.0,
-                         read_partials=stored)
+    class Hung(MemorySink):
+        def __call__(self, name, df):
+            release.wait()
+
+    hung = stream.Router(Hung(), write_timeout=1.0)
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match="did not finish in 1 s"):
         hung(batch, 0)
     assert time.monotonic() - t0 < 30
     release.set()
 
-    def down(name, df):
-        raise ConnectionError(f"{name}: no host")
+    class Down(MemorySink):
+        def __call__(self, name, df):
+            raise ConnectionError(f"{name}: no host")
 
     with pytest.raises(ConnectionError, match="no host"):
-        stream.Router(down, read_partials=stored)(batch, 1)
+        stream.Router(Down())(batch, 1)
 
 
 def test_processor_parse_and_batch_check_keep_every_rule():
