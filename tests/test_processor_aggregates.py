@@ -113,9 +113,9 @@ def test_processor_check_events_counts_rows_copies_conflicts_and_invalid(spark):
 
 
 def test_processor_session_attributes_are_the_greatest_of_its_events(spark):
-    """A session's strings are keys of `session_attrs`, not buffers: a session whose events
-    disagree still gets ONE row, with the greatest value of each attribute (as `max` would)
-    and metrics over all its events."""
+    """A session's strings are keys of its pieces (`session_5min`), not buffers: a session
+    whose events disagree still gets ONE row, with the greatest value of each attribute (as
+    `max` would) and metrics over all its events."""
     one = list({e["event_id"]: e for e in EVENTS
                  if e["session_id"] == EVENTS[0]["session_id"]}.values())
     one = one[:3]
