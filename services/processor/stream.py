@@ -205,10 +205,14 @@ class Router:
     Per micro-batch, the job that runs the stateful query collects up to `local_rows` + 1
     of its updated rows. At most `local_rows` (a live micro-batch): the sink writes each
     table's rows with prepared CQL statements (`local_rows.py`): one Spark job in all.
-    More (a catch-up): a small job over the cache counts the rows per aggregate (and the
-    days of the sessions touched), then one connector write per table with rows,
+    More (a catch-up): a small job over the cache counts the rows per aggregate (and
+    collects the sessions touched), then one connector write per table with rows,
     concurrently (each a small Spark job; their latency is what adds up). An empty
     micro-batch writes nothing.
+
+    Sessions: the touched sessions' stored pieces (`session_partials`) are read by key
+    through the sink (`read_rows`), overlaid with this micro-batch's pieces and folded into
+    their `sessions` rows, in either path (`_fold_sessions`, `_fold_sessions_local`).
 
     The second level (funnel_hourly, campaign_conversion) is recomputed from the stored
     sessions rows of the touched days -- exact and replay-safe -- in a background thread, so
@@ -497,7 +501,9 @@ class CassandraSink:
     def write_rows(self, name: str, rows: list[dict]) -> None:
         """Upsert `rows` (dicts of the table's columns): as the connector does, the rows of
         one partition (one day: every table here) go in unlogged batches of at most
-        `batch_rows`, exempt from Cassandra's batch-size limits since single-partition."""
+        `batch_rows`, exempt from Cassandra's batch-size limits since single-partition, at
+        the connector's LOCAL_QUORUM."""
+        from cassandra import ConsistencyLevel
         from cassandra.concurrent import execute_concurrent
         from cassandra.query import BatchStatement, BatchType
 
@@ -516,7 +522,8 @@ class CassandraSink:
         batches = []
         for part in by_partition.values():
             for i in range(0, len(part), self.batch_rows):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED,
+                                       consistency_level=ConsistencyLevel.LOCAL_QUORUM)
                 for r in part[i:i + self.batch_rows]:
                     batch.add(insert, [r[c] for c in cols])
                 batches.append((batch, None))
@@ -527,7 +534,10 @@ class CassandraSink:
         """The rows of `name` (a day-partitioned table) under the (day, first clustering
         column) `keys`, as dicts with timestamps as aware UTC datetimes: one prepared
         `WHERE day = ? AND <col> IN ?` per day and `keys_per_read` keys, concurrently
-        (3,500 sessions' pieces: 0.08 s here; one query per key: 1.2 s)."""
+        (3,500 sessions' pieces: 0.08 s here; one query per key: 1.2 s). At LOCAL_QUORUM,
+        as `write_rows` and the connector write: a piece written by an earlier micro-batch
+        is read back on a cluster with replicas too."""
+        from cassandra import ConsistencyLevel
         from cassandra.concurrent import execute_concurrent_with_args
 
         if not keys:
@@ -539,6 +549,7 @@ class CassandraSink:
             self._select[name] = session.prepare(
                 f"SELECT {', '.join(table.column_names)} FROM {name} "
                 f"WHERE {tb.DAY} = ? AND {column} IN ?")
+            self._select[name].consistency_level = ConsistencyLevel.LOCAL_QUORUM
         by_day: dict[dt.date, list] = {}
         for day, key in keys:
             by_day.setdefault(day, []).append(key)
