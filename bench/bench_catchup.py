@@ -125,7 +125,6 @@ def job(spark, settings: Settings, n: int, max_offsets: int) -> tuple[float, flo
                                Path(tmp) / "ckpt", None, settings.processor_watermark_seconds,
                                available_now=True)
         q.awaitTermination()
-        router.refresh_second_level(force=True)
         seconds = time.monotonic() - t0
         cpu = _jvm_cpu() - c0
         batches = [{"rows": p["numInputRows"], "ms": p["durationMs"].get("triggerExecution"),
@@ -168,8 +167,7 @@ def tiny(spark, settings: Settings, batches: int = 8, per_batch: int = 10) -> di
 
     topic = f"bench-tiny-{uuid.uuid4().hex[:8]}"
     ensure_topic(settings.bootstrap_servers, topic, 3, 1)
-    s = settings.model_copy(update={"kafka_topic": topic,
-                                    "processor_second_level_seconds": 3600})
+    s = settings.model_copy(update={"kafka_topic": topic})
     _fresh_keyspace(s)
     payloads = _first_records(settings, batches * per_batch)
     router = stream.cassandra_router(spark, s)

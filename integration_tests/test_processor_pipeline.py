@@ -53,7 +53,6 @@ def stream_env(settings, checkpoint: Path) -> dict:
     env = settings_env(settings)
     env["CLICKSTREAM_PROCESSOR_CHECKPOINT_DIR"] = str(checkpoint)
     env["CLICKSTREAM_PROCESSOR_WATERMARK_SECONDS"] = str(WATERMARK)
-    env["CLICKSTREAM_PROCESSOR_SECOND_LEVEL_SECONDS"] = "0"
     env["CLICKSTREAM_SPARK_MASTER"] = "local[2]"
     env["CLICKSTREAM_SPARK_SHUFFLE_PARTITIONS"] = "2"
     return env

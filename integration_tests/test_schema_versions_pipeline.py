@@ -72,7 +72,6 @@ def run_job(settings, checkpoint) -> None:
     env = settings_env(settings)
     env.update(CLICKSTREAM_PROCESSOR_CHECKPOINT_DIR=str(checkpoint),
                CLICKSTREAM_PROCESSOR_WATERMARK_SECONDS=str(WATERMARK),
-               CLICKSTREAM_PROCESSOR_SECOND_LEVEL_SECONDS="0",
                CLICKSTREAM_SPARK_MASTER="local[2]", CLICKSTREAM_SPARK_SHUFFLE_PARTITIONS="2")
     r = subprocess.run([*CLI, "process", "--mode", "stream", "--available-now"], env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=600)

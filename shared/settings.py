@@ -100,9 +100,6 @@ class Settings(BaseSettings):
         5000, ge=0, description="a micro-batch of at most this many updated rows is written "
                                 "from the driver with prepared CQL statements instead of one "
                                 "Spark job per table (0: always the Spark connector)")
-    processor_second_level_seconds: float = Field(
-        30.0, ge=0, description="refresh funnel_hourly/campaign_conversion at most this often "
-                                "(0: every micro-batch)")
 
     # ---- derived
     @property

@@ -254,6 +254,14 @@ class MemorySink:
             d = {k: _naive_utc(v) for k, v in d.items()}
             table[tuple(d[k] for k in t.primary_key)] = tuple(d[c] for c in t.column_names)
 
+    def delete_rows(self, name: str, keys: list[dict]) -> None:
+        from shared import tables as tb
+
+        t = tb.table(name)
+        table = self.tables.setdefault(name, {})
+        for d in keys:
+            table.pop(tuple(_naive_utc(d[k]) for k in t.primary_key), None)
+
     def read_rows(self, name: str, keys: set[tuple]) -> list[dict]:
         """`CassandraSink.read_rows`: the rows under (day, first clustering column) keys,
         timestamps as aware UTC datetimes."""
@@ -271,7 +279,8 @@ class MemorySink:
     def rows(self, name: str) -> list[tuple]:
         return list(self.tables.get(name, {}).values())
 
-    def sessions_reader(self, spark, name: str = "sessions"):
+    def day_reader(self, spark, name: str = "session_partials"):
+        """`stream.cassandra_day_reader` over this sink's rows."""
         from shared import tables as tb
 
         schema = tb.table(name).spark_schema()

@@ -2,6 +2,8 @@
 are exactly the Spark projection's (`aggregates.table_rows`, written by the connector), for
 every table; and a stream written only that way equals the Polars truth."""
 
+import datetime as dt
+
 import pytest
 from test_processor_stream import BAD, WATERMARK, run_files
 from test_truth_handmade import normalise
@@ -72,6 +74,33 @@ def test_local_rows_sessions_take_each_attributes_greatest_value(reduced):
         "user_id": "u9", "utm_campaign": "b", "utm_source": "x", "device_type": "tablet"}
 
 
+def test_local_rows_session_cells_and_their_change_equal_spark(reduced):
+    """The second level's cells of sessions rows, and their change from old rows to new
+    ones (`second_level.change`, the driver's) are `aggregates.session_cells`' (Spark's,
+    weighed +1/-1). The old rows are the sessions folded from their earlier pieces only."""
+    from pyspark.sql import functions as F
+
+    from services.processor import second_level
+
+    def collected(cells):
+        rows = cells.withColumn(tb.WINDOW_START, F.unix_micros(tb.WINDOW_START)).collect()
+        return second_level.cells_of(rows)
+
+    pieces = ag.table_rows(reduced, "session_partials")
+    cut = sorted(r["window_start"] for r in pieces.collect())[pieces.count() // 2]
+    new, old = ag.fold_sessions(pieces), ag.fold_sessions(pieces.where(F.col("window_start") < cut))
+    py_pieces = local_rows.table_rows(local_rows.collect_reduced(reduced), "session_partials")
+    py_new = local_rows.fold_sessions(py_pieces)
+    py_old = local_rows.fold_sessions([r for r in py_pieces if r["window_start"] <
+                                       cut.astimezone(dt.UTC)])
+    cells = collected(ag.session_cells(new))
+    assert len(cells) > 5 and second_level.change([], py_new) == cells
+    signed = new.withColumn("_s", F.lit(1)).unionByName(old.withColumn("_s", F.lit(-1)))
+    delta = collected(ag.session_cells(signed, F.col("_s")))
+    assert any(any(v) for v in delta.values()) and any(not any(v) for v in delta.values())
+    assert second_level.change(py_old, py_new) == delta
+
+
 class CountingSink(MemorySink):
     def __init__(self):
         super().__init__()
@@ -94,11 +123,11 @@ def test_local_rows_stream_written_from_the_driver_equals_polars_truth(tmp_path)
     write_record_files(tmp_path / "in", batches)
     sink = CountingSink()
     router, _ = run_files(tmp_path / "in", tmp_path / "ckpt", sink, local_rows=10**9)
-    # every first-level table, the sessions folded from their pieces and the dead letters
-    # went through the driver's rows; only the second level (folded from the stored
-    # sessions) is a DataFrame
-    assert set(sink.lists) == {*ag.FIRST_LEVEL, *ag.FOLDED, tb.DEAD_LETTER.name}
-    assert set(sink.frames) == set(ag.SECOND_LEVEL)
+    # every table went through the driver's rows: the first level, the sessions folded from
+    # their pieces, the second level's changed rows and the dead letters
+    assert set(sink.lists) == {*ag.FIRST_LEVEL, *ag.FOLDED, *ag.SECOND_LEVEL,
+                               tb.DEAD_LETTER.name}
+    assert sink.frames == []
     expected = truth(polars_events(events))
     for t in tb.ANALYTICS:
         assert normalise(sink.rows(t.name)) == normalise(expected[t.name].rows()), t.name

@@ -26,9 +26,9 @@ BAD = ["{not json", '{"event_id": "x"}', "[1, 2]"]
 
 
 def memory_router(spark, sink, **options) -> stream.Router:
-    """A Router over `sink` that reads the sessions of the touched days back from it (the
-    second level), as the job reads them from Cassandra."""
-    return stream.Router(sink, read_sessions=sink.sessions_reader(spark), **options)
+    """A Router over `sink` that loads the second level's cells from the pieces stored in
+    it, as the job loads them from Cassandra."""
+    return stream.Router(sink, read_pieces=sink.day_reader(spark), **options)
 
 
 def run_files(folder, checkpoint, sink, watermark=WATERMARK, **router_options):
@@ -39,7 +39,6 @@ def run_files(folder, checkpoint, sink, watermark=WATERMARK, **router_options):
     q = stream.start_query(records, router, checkpoint, None, watermark)
     try:
         q.processAllAvailable()
-        router.refresh_second_level(force=True)
         progress = q.recentProgress
     finally:
         q.stop()
@@ -172,6 +171,33 @@ def test_processor_stream_session_in_pieces_across_micro_batches_is_one_exact_ro
     assert row["reached_product"] and row["reached_cart"] and not row["converted"]
     assert (row["utm_campaign"], row["device_type"], row["user_id"]) == (
         "spring", "tablet", "u7")
+
+
+@pytest.mark.parametrize("local", [0, 10**9], ids=["connector", "driver"])
+def test_processor_stream_second_level_follows_a_session_into_an_earlier_hour(tmp_path,
+                                                                             local):
+    """funnel_hourly and campaign_conversion change by the cells of the touched sessions
+    (`second_level`). A late event moves a session's start from 10:02 to 09:58: it leaves
+    the 10:00 rows -- which then have no session and must be gone, not left stale or
+    written as zeros -- and joins 09:00 beside another session; then it converts."""
+    spring = dict(session_id="s1", utm_campaign="spring", utm_source="mail")
+    events = [
+        [make_event("a", "2026-01-01T10:02:00", page="homepage", action="view", **spring),
+         make_event("b", "2026-01-01T09:40:00", session_id="s2", page="product",
+                    action="view")],
+        [make_event("c", "2026-01-01T09:58:00", page="product", action="view", **spring)],
+        [make_event("d", "2026-01-01T10:05:00", page="checkout", action="purchase",
+                    order_id="o1", revenue_cents=1234, **spring)],
+    ]
+    write_record_files(tmp_path / "in", events)
+    sink = MemorySink()
+    run_files(tmp_path / "in", tmp_path / "ckpt", sink, local_rows=local)
+    expected = truth(polars_events([e for batch in events for e in batch]))
+    for name in ("funnel_hourly", "campaign_conversion", "sessions"):
+        assert normalise(sink.rows(name)) == normalise(expected[name].rows()), name
+    assert {r[1].hour for r in sink.rows("funnel_hourly")} == {9}
+    [spring_row] = [r for r in sink.rows("campaign_conversion") if r[2] == "spring"]
+    assert (spring_row[1].hour, spring_row[4:]) == (9, (1, 1, 1234))
 
 
 def test_processor_stream_reports_the_batches_committed_before_a_failure(tmp_path):

@@ -18,7 +18,7 @@ runner sends each deduplicated event (1, 0) plus one marker per received message
 
 `sessions` is folded from `session_partials` (5-minute pieces of each session,
 `fold_sessions`); two aggregates are second-level, folded from the sessions rows instead of
-the events: `funnel_hourly` and `campaign_conversion` (`from_sessions`).
+the events: `funnel_hourly` and `campaign_conversion` (`session_cells`, `from_cells`).
 """
 
 from __future__ import annotations
@@ -297,7 +297,19 @@ BY_TABLE: dict[str, tuple[Aggregate, Output]] = {
 FIRST_LEVEL = tuple(BY_TABLE)
 #: folded from the first level: table -> the table whose rows it folds (`fold_sessions`)
 FOLDED = {"sessions": "session_partials"}
-SECOND_LEVEL = ("funnel_hourly", "campaign_conversion")  # folded from sessions rows
+#: the second level's finest grain, a "cell": sessions by (day, start hour, campaign,
+#: source) with these sums (`session_cells`). Its tables roll the cells up by their primary
+#: key (a prefix of CELL_KEYS): table -> {its column: the cell sum it adds up}
+CELL_KEYS = (tb.DAY, tb.WINDOW_START, "utm_campaign", "utm_source")
+CELL_SUMS = ("sessions", "reached_product", "reached_cart", "reached_checkout", "converted",
+             "revenue_cents")
+SECOND_LEVEL: dict[str, dict[str, str]] = {
+    "funnel_hourly": {"sessions": "sessions", "reached_product": "reached_product",
+                      "reached_cart": "reached_cart", "reached_checkout": "reached_checkout",
+                      "purchased": "converted"},
+    "campaign_conversion": {"sessions": "sessions", "converted": "converted",
+                            "revenue_cents": "revenue_cents"},
+}
 
 
 # --------------------------------------------------------------------------- windows
@@ -437,32 +449,33 @@ def fold_sessions(partials: DataFrame) -> DataFrame:
         *(_typed(tb.SESSIONS, col) for col in tb.SESSIONS.column_names))
 
 
-#: the `sessions` columns `from_sessions` reads: a reader selects these before caching
-SECOND_LEVEL_COLUMNS = ("start_ts", "reached_product", "reached_cart", "reached_checkout",
-                        "converted", "utm_campaign", "utm_source", "revenue_cents")
+def session_cells(sessions: DataFrame, sign: Column | None = None) -> DataFrame:
+    """The second level's cells (`CELL_KEYS` + `CELL_SUMS`) of `sessions` rows, each row
+    weighed by `sign` (+1/-1: the cells' change from old rows to new ones), or 1.
+    `local_rows.session_cell` is its Python twin (a unit test pins them equal)."""
+    w = F.lit(1) if sign is None else sign
+    value = {"sessions": F.lit(1), "revenue_cents": F.coalesce("revenue_cents", F.lit(0)),
+             **{s: F.col(s).cast("long") for s in CELL_SUMS[1:-1]}}
+    return sessions.groupBy(
+        F.col(tb.DAY), window_start(F.col("start_ts"), HOUR).alias(tb.WINDOW_START),
+        F.coalesce("utm_campaign", F.lit(NONE)).alias("utm_campaign"),
+        F.coalesce("utm_source", F.lit(NONE)).alias("utm_source"),
+    ).agg(*(F.sum((w * value[s]).cast("long")).alias(s) for s in CELL_SUMS))
+
+
+def from_cells(cells: DataFrame, name: str) -> DataFrame:
+    """Second-level table `name`'s rows: the cells rolled up by its primary key; a key with
+    no sessions has no row."""
+    table = tb.table(name)
+    df = cells.groupBy(*table.primary_key).agg(
+        *(F.sum(cell).alias(col) for col, cell in SECOND_LEVEL[name].items()))
+    return df.where(F.col("sessions") > 0).select(
+        *(_typed(table, col) for col in table.column_names))
 
 
 def from_sessions(sessions: DataFrame, name: str) -> DataFrame:
-    """The second-level aggregates over session rows (table `sessions` columns, at least
-    `SECOND_LEVEL_COLUMNS`)."""
-    hour = window_start(F.col("start_ts"), 3600)
-    s = sessions.withColumn("wstart", hour)
-    flag = lambda col: F.sum(F.col(col).cast("long"))  # noqa: E731
-    if name == "funnel_hourly":
-        df = s.groupBy("wstart").agg(
-            F.count(F.lit(1)).alias("sessions"), flag("reached_product").alias("reached_product"),
-            flag("reached_cart").alias("reached_cart"),
-            flag("reached_checkout").alias("reached_checkout"),
-            flag("converted").alias("purchased"))
-    elif name == "campaign_conversion":
-        df = s.groupBy("wstart", F.coalesce("utm_campaign", F.lit(NONE)).alias("utm_campaign"),
-                       F.coalesce("utm_source", F.lit(NONE)).alias("utm_source")).agg(
-            F.count(F.lit(1)).alias("sessions"), flag("converted").alias("converted"),
-            F.sum("revenue_cents").alias("revenue_cents"))
-    else:
-        raise KeyError(name)
-    df = df.withColumn(tb.DAY, F.to_date("wstart")).withColumnRenamed("wstart", tb.WINDOW_START)
-    return df.select(*(_typed(tb.table(name), col) for col in tb.table(name).column_names))
+    """The second-level table `name` over `sessions` rows (the batch's plan)."""
+    return from_cells(session_cells(sessions), name)
 
 
 def _typed(table: tb.Table, col: str) -> Column:
@@ -487,6 +500,7 @@ def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lamb
         out[name] = fold_sessions(cache(out[source]) if pieces else out.pop(source))
     # the sessions rows are read three times: written, and folded by the second level
     out["sessions"] = cache(out["sessions"])
+    cells = cache(session_cells(out["sessions"]))  # both second-level tables roll them up
     for name in SECOND_LEVEL:
-        out[name] = from_sessions(out["sessions"], name)
+        out[name] = from_cells(cells, name)
     return out

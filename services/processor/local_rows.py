@@ -116,6 +116,18 @@ def fold_sessions(partials: list[dict]) -> list[dict]:
     return rows
 
 
+HOUR_US = ag.HOUR * 1_000_000
+
+
+def session_cell(row: dict) -> tuple[tuple, tuple[int, ...]]:
+    """A `sessions` row's second-level cell: its key (`aggregates.CELL_KEYS`, the hour as
+    epoch microseconds) and its `CELL_SUMS`: `aggregates.session_cells` in Python."""
+    us = _micros(row["start_ts"])
+    key = (row[tb.DAY], us - us % HOUR_US,
+           *(tb.NONE_KEY if row[k] is None else row[k] for k in ag.CELL_KEYS[2:]))
+    return key, (1, *(int(row[s]) for s in ag.CELL_SUMS[1:-1]), row["revenue_cents"] or 0)
+
+
 def dead_letter_rows(reduced: list[dict]) -> list[dict]:
     """The dead_letter rows: `stream.dead_letter_rows` in Python."""
     rows = []

@@ -18,9 +18,9 @@ Steps (each a function below, so that tests can run them on a file source and a 
   reduce    the shared ONE groupBy, update mode: state holds final running totals, so a
             replayed micro-batch rewrites identical rows (idempotent upserts)
   sink      foreachBatch: route rows to their tables (a small micro-batch from the driver,
-            a large one through the Spark connector); dead rows to `dead_letter`; every
-            `processor_second_level_seconds`, refresh funnel_hourly / campaign_conversion
-            from the sessions rows of the days touched
+            a large one through the Spark connector); dead rows to `dead_letter`; the
+            touched sessions folded from their pieces, and funnel_hourly /
+            campaign_conversion changed by as much as they changed (`second_level`)
 
 Watermark marker (not a public API): Spark evicts aggregation state, and filters late input,
 by the grouping column that carries the `spark.watermarkDelayMs` metadata (`window()` sets it
@@ -214,15 +214,13 @@ class Router:
     through the sink (`read_rows`), overlaid with this micro-batch's pieces and folded into
     their `sessions` rows, in either path (`_fold_sessions`, `_fold_sessions_local`).
 
-    The second level (funnel_hourly, campaign_conversion) is recomputed from the stored
-    sessions rows of the touched days -- exact and replay-safe -- in a background thread, so
-    that it never delays a micro-batch. It runs at most every `second_level_seconds`, and
-    waits at least 4x its own last duration before the next run, so that it takes at most
-    ~20% of the time however large the day's sessions grow. `refresh_second_level(force=
-    True)` (at the end of a run) waits for it and refreshes once more, synchronously."""
+    The second level (funnel_hourly, campaign_conversion), if `read_pieces` is given (the
+    stored pieces of whole days, `second_level.SecondLevel`): the cells of the touched
+    sessions' old rows (their stored pieces folded) are subtracted, those of their new rows
+    added, and the rows that changed written, every micro-batch that touches a session."""
 
-    def __init__(self, sink: Sink, suffix: str = "", second_level_seconds: float = 0.0,
-                 read_sessions: Callable[[list[dt.date]], DataFrame] | None = None,  # noqa: F821
+    def __init__(self, sink: Sink, suffix: str = "",
+                 read_pieces: Callable[[list[dt.date]], DataFrame] | None = None,  # noqa: F821
                  write_timeout: float = 300.0, local_rows: int = 0):
         self.sink = sink
         # a micro-batch of at most this many updated rows is written from the driver
@@ -231,16 +229,14 @@ class Router:
         self.parallel_writes = 6
         self.write_timeout = write_timeout
         self.suffix = suffix
-        self.second_level_seconds = second_level_seconds
-        self.read_sessions = read_sessions
-        self.pending_days: set[dt.date] = set()
-        self.next_second_level = 0.0  # time.monotonic() before which it does not run
+        self.second_level = None
+        if read_pieces is not None:
+            from services.processor.second_level import SecondLevel
+
+            self.second_level = SecondLevel(sink, read_pieces, suffix)
         self.batches = 0
         self.dead_letters = 0
         self.invalid_by_batch: dict[int, int] = {}
-        self._lock = threading.Lock()
-        self._second_level: threading.Thread | None = None
-        self._second_level_error: BaseException | None = None
         self._built: dict | None = None
 
     def __call__(self, batch, batch_id: int) -> None:
@@ -249,9 +245,9 @@ class Router:
 
         from services.processor import aggregates as ag
 
-        self._raise_second_level_error()
         batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
         t0 = time.monotonic()
+        folded = None
         try:
             if self.local_rows and self._try_local(batch, batch_id, t0):
                 return
@@ -271,62 +267,87 @@ class Router:
             rows = {r["agg"]: r["rows"] for r in summary}
             log.debug("micro-batch %d: updated rows %s", batch_id, rows)
             touched = {(d, s) for r in summary for d, s in r["sessions"]}
-            days = {d for d, _ in touched}
             log.info("micro-batch %d: %d updated rows in %.1fs", batch_id, sum(rows.values()),
                      time.monotonic() - t0)
             written = [name for name in tables if rows.get(ag.BY_TABLE[name][0].name)]
             invalid = rows.get("dead_letter", 0)
             jobs = [(name + self.suffix, tables[name]) for name in written]
+            delta = {}
             if rows.get(sessions.name):  # the longest write (a read and a fold): first
-                jobs.insert(0, ("sessions" + self.suffix,
-                                self._fold_sessions(tables[ag.FOLDED["sessions"]], touched)))
+                folded, delta = self._fold_sessions(tables[ag.FOLDED["sessions"]], touched)
+                jobs.insert(0, ("sessions" + self.suffix, folded))
             if invalid:
                 jobs.append((tb.DEAD_LETTER.name, dead_letter_rows(batch)))
             self._write_all(jobs)
-            self._done(batch_id, invalid, days, len(jobs), t0)
+            self._done(batch_id, invalid, delta, len(jobs), t0)
+        except BaseException:
+            if self.second_level is not None:
+                self.second_level.forget()  # reloaded from what was stored
+            raise
         finally:
+            if folded is not None:
+                folded.unpersist()
             batch.unpersist()
 
-    def _done(self, batch_id: int, invalid: int, days, tables: int, t0: float) -> None:
+    def _done(self, batch_id: int, invalid: int, delta, tables: int, t0: float) -> None:
+        if self.second_level is not None and delta:
+            self.second_level.apply(delta)
         self.invalid_by_batch[batch_id] = invalid
         self.dead_letters += invalid
-        with self._lock:
-            self.pending_days.update(days)
         log.info("micro-batch %d: %d tables written in %.1fs", batch_id, tables,
                  time.monotonic() - t0)
-        self._start_second_level()
         self.batches += 1
 
     def _fold_sessions(self, partials, touched: set[tuple[dt.date, str]]):
-        """The touched sessions' rows: this micro-batch's pieces of them (`partials`, running
-        totals of their windows) with their stored pieces of other windows, folded. Exact
-        and replay-safe whether or not this micro-batch's pieces were stored yet. The stored
-        pieces are read by key from the driver (`sink.read_rows`): a read of the touched
-        days through the connector grows with the day (6-7 s per micro-batch after 20
-        minutes at 5k events/s, 2026-12-05)."""
-        from services.processor import aggregates as ag
+        """The touched sessions' rows (cached: the caller unpersists them) and, with a
+        second level, the change of its cells: this micro-batch's pieces of them (`partials`,
+        running totals of their windows) with their stored pieces of other windows, folded.
+        Exact and replay-safe whether or not this micro-batch's pieces were stored yet. The
+        stored pieces are read by key from the driver (`sink.read_rows`): a read of the
+        touched days through the connector grows with the day (6-7 s per micro-batch after
+        20 minutes at 5k events/s, 2026-12-05)."""
+        from pyspark.sql import functions as F
+        from pyspark.storagelevel import StorageLevel
 
+        from services.processor import aggregates as ag
+        from services.processor import second_level
+
+        if self.second_level is not None:
+            self.second_level.load({d for d, _ in touched})
         table = tb.SESSION_PARTIALS
         stored = self.sink.read_rows(ag.FOLDED["sessions"] + self.suffix, touched)
-        if not stored:
-            return ag.fold_sessions(partials)
-        pk = list(table.primary_key)
-        older = partials.sparkSession.createDataFrame(
-            [tuple(r[c] for c in table.column_names) for r in stored], table.spark_schema())
-        older = older.join(partials.select(*pk), pk, "left_anti")
-        return ag.fold_sessions(older.unionByName(partials))
+        old = None
+        if stored:
+            pk = list(table.primary_key)
+            old = partials.sparkSession.createDataFrame(
+                [tuple(r[c] for c in table.column_names) for r in stored], table.spark_schema())
+            partials = old.join(partials.select(*pk), pk, "left_anti").unionByName(partials)
+        folded = ag.fold_sessions(partials).persist(StorageLevel.MEMORY_AND_DISK)
+        if self.second_level is None:
+            return folded, {}
+        sign = folded.withColumn("_sign", F.lit(1))
+        if old is not None:
+            sign = sign.unionByName(ag.fold_sessions(old).withColumn("_sign", F.lit(-1)))
+        cells = ag.session_cells(sign, F.col("_sign"))
+        rows = cells.withColumn(tb.WINDOW_START, F.unix_micros(tb.WINDOW_START)).collect()
+        return folded, second_level.cells_of(rows)
 
-    def _fold_sessions_local(self, partials: list[dict]) -> list[dict]:
+    def _fold_sessions_local(self, partials: list[dict]) -> tuple[list[dict], dict]:
         """`_fold_sessions` for a small micro-batch: the touched sessions' stored pieces are
         read by key (a few CQL queries), folded in Python."""
         from services.processor import aggregates as ag
-        from services.processor import local_rows
+        from services.processor import local_rows, second_level
 
         pk = tb.SESSION_PARTIALS.primary_key
         mine = {tuple(r[c] for c in pk) for r in partials}
+        if self.second_level is not None:
+            self.second_level.load({k[0] for k in mine})
         stored = self.sink.read_rows(ag.FOLDED["sessions"] + self.suffix, {k[:2] for k in mine})
         older = [r for r in stored if tuple(r[c] for c in pk) not in mine]
-        return local_rows.fold_sessions(older + partials)
+        new = local_rows.fold_sessions(older + partials)
+        if self.second_level is None:
+            return new, {}
+        return new, second_level.change(local_rows.fold_sessions(stored), new)
 
     def _projections(self) -> dict:
         """The tables' projections, built at the first micro-batch (they need the JVM) and
@@ -349,6 +370,7 @@ class Router:
         reduced = local_rows.collect_reduced(batch, limit=self.local_rows + 1)
         if len(reduced) > self.local_rows:
             return False
+        delta = {}
         t1 = time.monotonic()
         names = Counter(r["agg"] for r in reduced)
         log.debug("micro-batch %d: updated rows %s", batch_id, dict(names))
@@ -356,18 +378,16 @@ class Router:
         written = [n for n in ag.FIRST_LEVEL if names[ag.BY_TABLE[n][0].name]]
         rows = {name: local_rows.table_rows(reduced, name) for name in written}
         if partials := rows.get(ag.FOLDED["sessions"]):
-            rows["sessions"] = self._fold_sessions_local(partials)
+            rows["sessions"], delta = self._fold_sessions_local(partials)
             written.append("sessions")
         for name in written:
             self.sink.write_rows(name + self.suffix, rows[name])
         invalid = names["dead_letter"]
         if invalid:
             self.sink.write_rows(tb.DEAD_LETTER.name, local_rows.dead_letter_rows(reduced))
-        sessions = ag.BY_TABLE[ag.FOLDED["sessions"]][0].name
-        days = {local_rows.day(r["wstart"]) for r in reduced if r["agg"] == sessions}
         log.debug("%d reduced rows collected in %.2fs, written in %.2fs", len(reduced),
                   t1 - t0, time.monotonic() - t1)
-        self._done(batch_id, invalid, days, len(written) + bool(invalid), t0)
+        self._done(batch_id, invalid, delta, len(written) + bool(invalid), t0)
         return True
 
     def _write_all(self, jobs: list[tuple[str, DataFrame]]) -> None:  # noqa: F821
@@ -403,71 +423,6 @@ class Router:
             raise TimeoutError(f"Cassandra writes of {', '.join(stuck)} did not finish in "
                                f"{self.write_timeout:.0f} s (is Cassandra up?)")
 
-    # ----------------------------------------------------------------- second level
-    def _start_second_level(self) -> None:
-        if self.read_sessions is None or time.monotonic() < self.next_second_level:
-            return
-        if self._second_level is not None and self._second_level.is_alive():
-            return
-        with self._lock:
-            if not self.pending_days:
-                return
-        self._second_level = threading.Thread(target=self._second_level_in_background,
-                                              name="second-level", daemon=True)
-        self._second_level.start()
-
-    def _second_level_in_background(self) -> None:
-        try:
-            self._refresh_second_level()
-        except BaseException as e:  # noqa: BLE001 - raised in the next micro-batch
-            self._second_level_error = e
-
-    def _raise_second_level_error(self) -> None:
-        if self._second_level_error is not None:
-            e, self._second_level_error = self._second_level_error, None
-            raise e
-
-    def _refresh_second_level(self) -> None:
-        from services.processor import aggregates as ag
-
-        with self._lock:
-            days, self.pending_days = sorted(self.pending_days), set()
-        if not days:
-            return
-        t0 = time.monotonic()
-        try:
-            # the columns it folds, before the cache: the connector reads only those
-            sessions = self.read_sessions(days).select(*ag.SECOND_LEVEL_COLUMNS).persist()
-            try:
-                for name in ag.SECOND_LEVEL:
-                    self.sink(name + self.suffix, ag.from_sessions(sessions, name))
-            finally:
-                sessions.unpersist()
-        except BaseException:
-            with self._lock:  # not refreshed: keep them pending
-                self.pending_days.update(days)
-            raise
-        took = time.monotonic() - t0
-        self.next_second_level = time.monotonic() + max(self.second_level_seconds, 4 * took)
-        log.info("second level: %d day(s) refreshed in %.1fs", len(days), took)
-
-    def refresh_second_level(self, force: bool = False) -> None:
-        """funnel_hourly and campaign_conversion of the touched days, recomputed from the
-        stored sessions rows (so the result is exact and replay-safe). `force`: now, in this
-        thread, after any background refresh has finished."""
-        if self.read_sessions is None:
-            return
-        if not force:
-            self._start_second_level()
-            return
-        if self._second_level is not None:
-            self._second_level.join(self.write_timeout)
-            if self._second_level.is_alive():
-                raise TimeoutError(f"the second level's refresh did not finish in "
-                                   f"{self.write_timeout:.0f} s (is Cassandra up?)")
-        self._raise_second_level_error()
-        self._refresh_second_level()
-
 
 class CassandraSink:
     """Upserts a table's rows into the keyspace: a DataFrame through the Spark Cassandra
@@ -485,6 +440,7 @@ class CassandraSink:
         self._cluster = self._session = None
         self._insert: dict[str, object] = {}
         self._select: dict[str, object] = {}
+        self._delete: dict[str, object] = {}
 
     def _connected(self):
         if self._session is None:
@@ -529,6 +485,23 @@ class CassandraSink:
                 batches.append((batch, None))
         execute_concurrent(self._session, batches, concurrency=self.concurrency,
                            raise_on_first_error=True)
+
+    def delete_rows(self, name: str, keys: list[dict]) -> None:
+        """Delete the rows of `name` under `keys` (dicts of its primary key's columns)."""
+        from cassandra import ConsistencyLevel
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        if not keys:
+            return
+        session = self._connected()
+        pk = tb.table(name).primary_key
+        if name not in self._delete:
+            self._delete[name] = session.prepare(
+                f"DELETE FROM {name} WHERE {' AND '.join(f'{k} = ?' for k in pk)}")
+            self._delete[name].consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        execute_concurrent_with_args(session, self._delete[name],
+                                     [[k[c] for c in pk] for k in keys],
+                                     concurrency=self.concurrency, raise_on_first_error=True)
 
     def read_rows(self, name: str, keys: set[tuple]) -> list[dict]:
         """The rows of `name` (a day-partitioned table) under the (day, first clustering
@@ -576,7 +549,8 @@ class CassandraSink:
             self._cluster = self._session = None
 
 
-def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
+def cassandra_day_reader(spark, keyspace: str, table: str):
+    """days -> the rows of those days of `table`, through the Spark connector."""
     def read(days: list[dt.date]):
         from pyspark.sql import functions as F
 
@@ -589,10 +563,10 @@ def cassandra_sessions_reader(spark, keyspace: str, table: str = "sessions"):
 
 def cassandra_router(spark, settings: Settings) -> Router:
     """The job's router: the settings' keyspace, the sessions folded from their stored
-    pieces, the second level from the stored sessions."""
+    pieces, the second level's cells loaded from them."""
     return Router(CassandraSink(settings),
-                  second_level_seconds=settings.processor_second_level_seconds,
-                  read_sessions=cassandra_sessions_reader(spark, settings.cassandra_keyspace),
+                  read_pieces=cassandra_day_reader(spark, settings.cassandra_keyspace,
+                                                   tb.SESSION_PARTIALS.name),
                   write_timeout=settings.processor_write_timeout_seconds,
                   local_rows=settings.processor_local_rows)
 
@@ -749,10 +723,8 @@ def run_stream(settings: Settings, master: str | None = None,
 
     try:
         follow_query(query, on_progress, timeout=timeout)
-        router.refresh_second_level(force=True)
         return router
     except KeyboardInterrupt:
-        router.refresh_second_level(force=True)
         return router
     except StreamingQueryException as e:  # e.g. Cassandra gone while writing
         raise ClickstreamError(f"the streaming query failed: {_first_line(e)} -- restart it "
