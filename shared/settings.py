@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         300.0, gt=0, description="a micro-batch whose Cassandra writes take longer fails "
                                  "(the job exits, resumable), instead of waiting forever")
     processor_local_rows: int = Field(
-        5000, ge=0, description="a micro-batch of at most this many updated rows is written "
+        20000, ge=0, description="a micro-batch of at most this many updated rows is written "
                                 "from the driver with prepared CQL statements instead of one "
                                 "Spark job per table (0: always the Spark connector)")
 
