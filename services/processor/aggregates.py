@@ -473,11 +473,6 @@ def from_cells(cells: DataFrame, name: str) -> DataFrame:
         *(_typed(table, col) for col in table.column_names))
 
 
-def from_sessions(sessions: DataFrame, name: str) -> DataFrame:
-    """The second-level table `name` over `sessions` rows (the batch's plan)."""
-    return from_cells(session_cells(sessions), name)
-
-
 def _typed(table: tb.Table, col: str) -> Column:
     return F.col(col).cast(table.column(col).spark_type).alias(col)
 
@@ -498,7 +493,7 @@ def all_tables(events: DataFrame, cache: Callable[[DataFrame], DataFrame] = lamb
     # the pieces are the stream's state made durable; a batch folds them at once
     for name, source in FOLDED.items():
         out[name] = fold_sessions(cache(out[source]) if pieces else out.pop(source))
-    # the sessions rows are read three times: written, and folded by the second level
+    # the sessions rows are read twice: written, and rolled up into the second level's cells
     out["sessions"] = cache(out["sessions"])
     cells = cache(session_cells(out["sessions"]))  # both second-level tables roll them up
     for name in SECOND_LEVEL:
