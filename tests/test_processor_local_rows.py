@@ -82,10 +82,6 @@ def test_local_rows_session_cells_and_their_change_equal_spark(reduced):
 
     from services.processor import second_level
 
-    def collected(cells):
-        rows = cells.withColumn(tb.WINDOW_START, F.unix_micros(tb.WINDOW_START)).collect()
-        return second_level.cells_of(rows)
-
     pieces = ag.table_rows(reduced, "session_partials")
     cut = sorted(r["window_start"] for r in pieces.collect())[pieces.count() // 2]
     new, old = ag.fold_sessions(pieces), ag.fold_sessions(pieces.where(F.col("window_start") < cut))
@@ -93,10 +89,10 @@ def test_local_rows_session_cells_and_their_change_equal_spark(reduced):
     py_new = local_rows.fold_sessions(py_pieces)
     py_old = local_rows.fold_sessions([r for r in py_pieces if r["window_start"] <
                                        cut.astimezone(dt.UTC)])
-    cells = collected(ag.session_cells(new))
+    cells = second_level.collect_cells(ag.session_cells(new))
     assert len(cells) > 5 and second_level.change([], py_new) == cells
     signed = new.withColumn("_s", F.lit(1)).unionByName(old.withColumn("_s", F.lit(-1)))
-    delta = collected(ag.session_cells(signed, F.col("_s")))
+    delta = second_level.collect_cells(ag.session_cells(signed, F.col("_s")))
     assert any(any(v) for v in delta.values()) and any(not any(v) for v in delta.values())
     assert second_level.change(py_old, py_new) == delta
 

@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 Cells = dict[tuple, list[int]]  # CELL_KEYS (hour as epoch microseconds) -> CELL_SUMS
 
 
-def cells_of(rows) -> Cells:
-    """Collected `aggregates.session_cells` rows (window_start as epoch microseconds)."""
+def collect_cells(cells: DataFrame) -> Cells:  # noqa: F821
+    """An `aggregates.session_cells` DataFrame, collected (window_start as epoch micros)."""
+    from pyspark.sql import functions as F
+
+    rows = cells.withColumn(tb.WINDOW_START, F.unix_micros(tb.WINDOW_START)).collect()
     return {tuple(r[k] for k in ag.CELL_KEYS): [r[s] for s in ag.CELL_SUMS] for r in rows}
 
 
@@ -68,16 +71,13 @@ class SecondLevel:
 
     def load(self, days) -> None:
         """Hold the cells of `days`: call before the micro-batch writes anything."""
-        from pyspark.sql import functions as F
-
         missing = sorted(set(days) - set(self.days))
         if missing:
             t0 = time.monotonic()
             cells = ag.session_cells(ag.fold_sessions(self.read_pieces(missing)))
-            rows = cells.withColumn(tb.WINDOW_START, F.unix_micros(tb.WINDOW_START)).collect()
             for d in missing:
                 self.days[d] = {}
-            for key, sums in cells_of(rows).items():
+            for key, sums in collect_cells(cells).items():
                 self.days[key[0]][key] = sums
             log.info("second level: the cells of %d day(s) loaded in %.1fs", len(missing),
                      time.monotonic() - t0)

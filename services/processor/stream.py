@@ -328,9 +328,7 @@ class Router:
         sign = folded.withColumn("_sign", F.lit(1))
         if old is not None:
             sign = sign.unionByName(ag.fold_sessions(old).withColumn("_sign", F.lit(-1)))
-        cells = ag.session_cells(sign, F.col("_sign"))
-        rows = cells.withColumn(tb.WINDOW_START, F.unix_micros(tb.WINDOW_START)).collect()
-        return folded, second_level.cells_of(rows)
+        return folded, second_level.collect_cells(ag.session_cells(sign, F.col("_sign")))
 
     def _fold_sessions_local(self, partials: list[dict]) -> tuple[list[dict], dict]:
         """`_fold_sessions` for a small micro-batch: the touched sessions' stored pieces are
